@@ -1,0 +1,58 @@
+"""Callbacks the project adds to Lightning's Trainer: console summaries and the HPARAMS session."""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from mlp_lightning.report import epoch_line, should_report
+from mlp_lightning.tensorboard_schema import (
+    METRIC_TAGS,
+    hparams_session_end,
+    hparams_session_start,
+)
+
+
+def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {tag: float(trainer.callback_metrics[tag]) for tag in METRIC_TAGS}
+
+
+class EpochSummary(L.Callback):
+    """Prints the notebook-style summary line at epochs 1, 5, 10, ... and the last."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if not trainer.is_global_zero or not should_report(epoch, trainer.max_epochs):
+            return
+        line = epoch_line(epoch, epoch_metrics(trainer))
+        bar = trainer.progress_bar_callback
+        bar.print(line) if bar is not None else print(line)
+
+
+class HParamsSession(L.Callback):
+    """Writes the run's hyperparameters as an HPARAMS session, the same keys as the NumPy twin.
+
+    Lightning's TensorBoardLogger writes the session only together with a metric
+    (``hp_metric``), whose placeholder value hides other runs in that tab; here the
+    session names the four metric tags instead, so the tab shows their last values.
+    """
+
+    def __init__(self, hparams: dict[str, int | float | str], run_name: str) -> None:
+        self.hparams, self.run_name = hparams, run_name
+
+    def _writer(self, trainer: L.Trainer):
+        logger = trainer.logger
+        return logger.experiment._get_file_writer() if isinstance(logger, TensorBoardLogger) else None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = self._writer(trainer) if trainer.is_global_zero else None
+        if writer is not None:
+            trainer.logger.log_hyperparams(self.hparams)  # hparams.yaml beside the events
+            for summary in hparams_session_start(self.hparams, self.run_name):
+                writer.add_summary(summary)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = self._writer(trainer) if trainer.is_global_zero else None
+        if writer is not None:
+            writer.add_summary(hparams_session_end("STATUS_SUCCESS"))
+            writer.flush()

@@ -1,0 +1,162 @@
+"""The command line of both scripts: flags, ``--config``, ``--print_config``, validation.
+
+Built on jsonargparse (what LightningCLI uses). It imports neither torch nor
+lightning, so ``--help``, ``--print_config`` and bad input answer at once and
+nothing is built or written before every value has been checked. Bad input ends
+with one line on stderr naming the flag and what is allowed, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, Union, get_type_hints
+
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
+
+from mlp_lightning.hparams import ConfigError, HParams, validate
+from mlp_lightning.runs import check_logdir
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "single_device", "fsdp")
+PRECISIONS = (
+    "64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainerFlags:
+    """The Lightning-only flags, passed on to ``lightning.Trainer``."""
+
+    accelerator: str = "auto"
+    devices: Union[int, str] = "auto"  # noqa: UP007 (jsonargparse reads the annotation)
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_nodes: int = 1
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    hp: HParams
+    trainer: TrainerFlags
+    logdir: Path
+
+
+_TRAINER_HELP = {
+    "accelerator": f"one of {', '.join(ACCELERATORS)}",
+    "devices": "'auto', a device count >= 1, or -1 for all",
+    "strategy": f"one of {', '.join(STRATEGIES)}",
+    "precision": f"one of {', '.join(PRECISIONS)}",
+    "num_nodes": "machines taking part (multi-node runs)",
+}
+
+
+def build_parser(prog: str, description: str) -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of flag: value")
+    hp_types = get_type_hints(HParams)
+    for f in dataclasses.fields(HParams):
+        parser.add_argument(f"--{f.name}", type=hp_types[f.name], default=f.default, help=f.metadata["help"])
+    parser.add_argument("--logdir", type=str, default="logs", help="where runs are written")
+    group = parser.add_argument_group("Lightning (fit.py only)")
+    trainer_types = get_type_hints(TrainerFlags)
+    for f in dataclasses.fields(TrainerFlags):
+        group.add_argument(f"--{f.name}", type=trainer_types[f.name], default=f.default, help=_TRAINER_HELP[f.name])
+    return parser
+
+
+def parse_fit_args(argv: Sequence[str] | None = None, prog: str = "fit.py") -> RunArgs:
+    return _parse(argv, prog, "Train the two-layer MLP with PyTorch Lightning.", numpy_only=False)
+
+
+def parse_numpy_args(argv: Sequence[str] | None = None, prog: str = "baseline_numpy.py") -> RunArgs:
+    return _parse(argv, prog, "Train the same MLP in pure NumPy (the twin).", numpy_only=True)
+
+
+def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: bool) -> RunArgs:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog, description)
+    try:
+        if numpy_only:
+            _refuse_trainer_flags(argv, prog)
+        ns = parser.parse_args(argv)
+        hp = validate(HParams(**{f.name: ns[f.name] for f in dataclasses.fields(HParams)}))
+        trainer = validate_trainer(
+            TrainerFlags(**{f.name: ns[f.name] for f in dataclasses.fields(TrainerFlags)})
+        )
+        logdir = Path(ns.logdir)
+        check_logdir(logdir)
+    except ConfigError as err:
+        _fail(prog, str(err))
+    except ArgumentError as err:
+        _fail(prog, one_line(str(err)))
+    return RunArgs(hp=hp, trainer=trainer, logdir=logdir)
+
+
+def _refuse_trainer_flags(argv: list[str], prog: str) -> None:
+    # a config file may carry them (one YAML drives both scripts); the command line may not
+    for arg in argv:
+        name = arg.split("=", 1)[0].removeprefix("--")
+        if arg.startswith("--") and name in {f.name for f in dataclasses.fields(TrainerFlags)}:
+            raise ConfigError(
+                f"--{name} is a Lightning flag; {prog} trains in NumPy on the CPU and does not take it"
+            )
+
+
+def validate_trainer(flags: TrainerFlags) -> TrainerFlags:
+    """Raise ConfigError naming the first Lightning flag whose value is not allowed."""
+    _choice("accelerator", flags.accelerator, ACCELERATORS)
+    _choice("strategy", flags.strategy, STRATEGIES)
+    _choice("precision", str(flags.precision), PRECISIONS)
+    devices = flags.devices
+    if isinstance(devices, str) and re.fullmatch(r"-?\d+", devices.strip()):
+        devices = int(devices)
+    if not (devices == "auto" or (isinstance(devices, int) and (devices >= 1 or devices == -1))):
+        raise ConfigError(f"--devices must be 'auto', an integer >= 1 or -1, got {flags.devices!r}")
+    if flags.num_nodes < 1:
+        raise ConfigError(f"--num_nodes must be an integer >= 1, got {flags.num_nodes!r}")
+    if flags.accelerator in ("gpu", "cuda") and not nvidia_gpu_present():
+        raise ConfigError(
+            f"--accelerator {flags.accelerator} needs an NVIDIA GPU and this machine has none "
+            "(allowed here: cpu, auto)"
+        )
+    if flags.accelerator == "mps" and sys.platform != "darwin":
+        raise ConfigError("--accelerator mps needs Apple silicon (allowed here: cpu, auto)")
+    return dataclasses.replace(flags, devices=devices)
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether the NVIDIA driver shows a device, without importing torch (which takes seconds)."""
+    return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+_TYPE_ERROR = re.compile(r'Parser key "(\w+)":\s*Expected a <class \'(\w+)\'>\. Got value: (.*)', re.S)
+
+
+def one_line(message: str) -> str:
+    """jsonargparse's multi-line error as one line that names the flag."""
+    m = _TYPE_ERROR.search(message)
+    if m:
+        key, type_name, value = m.groups()
+        kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(type_name, type_name)
+        return f"--{key} must be {kind}, got {value.strip()!r}"
+    m = re.match(r'Parser key "(\w+)":\s*(.*)', message, re.S)
+    if m:
+        return f"--{m.group(1)}: {' '.join(m.group(2).split())}"
+    return " ".join(message.split())
+
+
+def _fail(prog: str, message: str) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,115 @@
+"""The blob data and the order batches are drawn in, in pure NumPy.
+
+Both trainers take their data and batch order from here, so they see the same
+points in the same order. No torch: the NumPy twin imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from mlp_lightning.hparams import train_size
+from mlp_lightning.seeds import batch_order_rng, data_rng
+
+
+def class_centers(num_classes: int, offset: float) -> np.ndarray:
+    """Per-class center, the same value in every feature: (2k - (C-1)) * offset.
+
+    For two classes that is -offset and +offset, the reference notebook's blobs.
+    For more, the centers are evenly spaced along the diagonal, neighbours
+    2 * offset * sqrt(dim) apart, exactly as far as the two-class centers are.
+    """
+    k = np.arange(num_classes)
+    return (2 * k - (num_classes - 1)) * float(offset)  # (C,)
+
+
+def make_blobs(
+    n_per_class: int, dim: int, offset: float, num_classes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs (unit variance), shuffled: X (N, dim) float32, y (N,) int64.
+
+    With num_classes=2 this makes the same RNG calls in the same order as the
+    notebook's ``make_blobs(n_per_class, dim, offset, seed)`` and returns its arrays
+    bit for bit.
+    """
+    rng = data_rng(seed)
+    # the notebook passes a Python float loc; keep that type so the draws match
+    blobs = [
+        rng.normal(loc=float(center), scale=1.0, size=(n_per_class, dim))
+        for center in class_centers(num_classes, offset)
+    ]
+    X = np.vstack(blobs).astype(np.float32)
+    y = np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)
+    idx = rng.permutation(len(X))
+    return X[idx], y[idx]
+
+
+def split_train_val(
+    X: np.ndarray, y: np.ndarray, val_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first (1 - val_fraction) of the shuffled points train, the rest validate (views)."""
+    n_train = train_size(len(X), val_fraction)
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+
+
+def load_splits(hp) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Xtr, ytr, Xva, yva for an ``HParams``."""
+    X, y = make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed)
+    return split_train_val(X, y, hp.val_fraction)
+
+
+class BatchOrder:
+    """Which training points form each batch: a pure function of (seed, epoch).
+
+    Iterating yields index arrays, one per batch. Under several processes each rank
+    takes its own disjoint slice of every global batch of ``batch_size * world_size``
+    points, so the ranks together cover the epoch once. ``set_epoch`` picks the
+    epoch (Lightning calls it on a loader's ``sampler``); ``state_dict`` /
+    ``load_state_dict`` record how far into the epoch iteration has gone, so an
+    interrupted epoch can resume at the next unseen batch.
+    """
+
+    def __init__(
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.batches_done = 0  # batches of `epoch` already handed out
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
+
+    def __len__(self) -> int:
+        return -(-self.n // self.global_batch_size)  # ceil
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pick the epoch to iterate; a new epoch starts at its first batch."""
+        if epoch != self.epoch:
+            self.epoch, self.batches_done = epoch, 0
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        return batch_order_rng(self.seed, epoch).permutation(self.n)  # (n,) int64
+
+    def batch_indices(self, perm: np.ndarray, i: int) -> np.ndarray:
+        """This rank's indices of global batch ``i`` of the epoch ``perm`` belongs to."""
+        start = i * self.global_batch_size + self.rank * self.batch_size
+        stop = min(start + self.batch_size, (i + 1) * self.global_batch_size)
+        return perm[start:stop]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        perm = self.permutation(self.epoch)
+        for i in range(self.batches_done, len(self)):
+            self.batches_done = i + 1
+            yield self.batch_indices(perm, i)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.batches_done = int(state["epoch"]), int(state["batches_done"])

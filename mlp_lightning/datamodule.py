@@ -1,0 +1,88 @@
+"""The blob data as a LightningDataModule, with a light in-memory batch loader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import lightning as L
+import torch
+
+from mlp_lightning.data import BatchOrder, make_blobs, split_train_val
+
+# validation runs in order, in chunks of this many points (memory, not results, decides it)
+EVAL_CHUNK = 4096
+
+
+class TensorBatches:
+    """Yields ``(x, y)`` batches gathered from tensors held in memory.
+
+    A DataLoader over a per-sample TensorDataset collates every batch from single
+    rows, which costs more than this model's training step. Here a batch is one
+    ``index_select`` on tensors that already sit on the training device, so there is
+    no per-batch collation or host-to-device copy. ``batch_sampler`` yields index
+    arrays (or slices). It is also exposed as ``sampler``, where Lightning looks for
+    ``set_epoch`` at each epoch start; Lightning saves and restores the position
+    through ``state_dict``/``load_state_dict`` in checkpoints.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_sampler: Sequence | BatchOrder) -> None:
+        self.x, self.y, self.batch_sampler = x, y, batch_sampler
+        self.sampler = batch_sampler
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in self.batch_sampler:
+            if isinstance(idx, slice):
+                yield self.x[idx], self.y[idx]
+            else:
+                index = torch.from_numpy(idx).to(self.x.device, non_blocking=True)
+                yield self.x.index_select(0, index), self.y.index_select(0, index)
+
+    def state_dict(self) -> dict:
+        return self.batch_sampler.state_dict() if hasattr(self.batch_sampler, "state_dict") else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and hasattr(self.batch_sampler, "load_state_dict"):
+            self.batch_sampler.load_state_dict(state)
+
+
+class BlobDataModule(L.LightningDataModule):
+    """Gaussian blobs, split train/val; train reshuffled per epoch by ``(seed, epoch)``."""
+
+    def __init__(
+        self,
+        n_per_class: int = 400,
+        dim: int = 2,
+        offset: float = 2.0,
+        num_classes: int = 2,
+        val_fraction: float = 0.2,
+        batch_size: int = 64,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        X, y = make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed)
+        Xtr, ytr, Xva, yva = split_train_val(X, y, hp.val_fraction)
+        self.x_train, self.y_train = torch.from_numpy(Xtr), torch.from_numpy(ytr)
+        self.x_val, self.y_val = torch.from_numpy(Xva), torch.from_numpy(yva)
+
+    def _device(self) -> torch.device:
+        # the whole data set moves to the device once, not batch by batch
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def train_dataloader(self) -> TensorBatches:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        order = BatchOrder(len(self.x_train), self.hparams.batch_size, self.hparams.seed, rank, world)
+        device = self._device()
+        return TensorBatches(self.x_train.to(device), self.y_train.to(device), order)
+
+    def val_dataloader(self) -> TensorBatches:
+        n = len(self.x_val)
+        chunks = [slice(i, min(i + EVAL_CHUNK, n)) for i in range(0, n, EVAL_CHUNK)]
+        device = self._device()
+        return TensorBatches(self.x_val.to(device), self.y_val.to(device), chunks)

@@ -1,0 +1,81 @@
+"""The LightningModule: loss, optimizer and the project's per-epoch metrics."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from mlp_lightning.model import TwoLayerMLP
+from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.weights import init_weights
+
+
+class MLPClassifier(L.LightningModule):
+    """Cross-entropy on the two-layer MLP; SGD with L2 weight decay on W1 and W2 only."""
+
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden_dim: int = 32,
+        num_classes: int = 2,
+        dropout: float = 0.5,
+        lr: float = 0.1,
+        weight_decay: float = 1e-4,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = TwoLayerMLP(init_weights(dim, hidden_dim, num_classes, seed), dropout)
+        # metrics accumulate per step with update() and are computed once per epoch:
+        # per-step logging would cost more than this model's step
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _common_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        getattr(self, f"{stage}_loss").update(loss.detach(), weight=y.shape[0])
+        getattr(self, f"{stage}_acc").update(logits.detach(), y)
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._common_step(batch, "val")
+
+    def _compute(self, stage: str) -> dict[str, torch.Tensor]:
+        loss_tag, acc_tag = (TRAIN_LOSS, TRAIN_ACC) if stage == "train" else (VAL_LOSS, VAL_ACC)
+        loss, acc = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
+        values = {loss_tag: loss.compute(), acc_tag: acc.compute()}
+        loss.reset()
+        acc.reset()
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        # During fit, validation runs after the epoch's last training batch, so the
+        # training metrics are complete here too: logging all four in one call puts
+        # them (and Lightning's `epoch` scalar) once at the epoch's last step.
+        metrics = self._compute("val")
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            metrics.update(self._compute("train"))
+        self.log_dict(metrics, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        weights = [self.model.W1, self.model.W2]
+        biases = [self.model.b1, self.model.b2]
+        return torch.optim.SGD(
+            [
+                {"params": weights, "weight_decay": self.hparams.weight_decay},
+                {"params": biases, "weight_decay": 0.0},
+            ],
+            lr=self.hparams.lr,
+        )

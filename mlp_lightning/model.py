@@ -1,0 +1,34 @@
+"""The reference notebook's two-layer MLP, with its weights as raw ``nn.Parameter``s."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlp_lightning.weights import PARAM_NAMES
+
+
+class TwoLayerMLP(nn.Module):
+    """``x @ W1 + b1 -> ReLU -> dropout (training only) -> @ W2 + b2`` = logits.
+
+    The weights are plain tensors named as in CS231n (W1 is (D, H), not nn.Linear's
+    (H, D)), so they map one to one onto the NumPy twin's arrays.
+    """
+
+    def __init__(self, weights: dict[str, np.ndarray], dropout: float) -> None:
+        super().__init__()
+        for name in PARAM_NAMES:
+            # copy: the module must not share memory with (and later overwrite) the caller's arrays
+            self.register_parameter(name, nn.Parameter(torch.tensor(weights[name])))
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(x @ self.W1 + self.b1)  # (B, H)
+        h = F.dropout(h, p=self.dropout, training=self.training)
+        return h @ self.W2 + self.b2  # (B, C)
+
+    def numpy_weights(self) -> dict[str, np.ndarray]:
+        """The weights as float32 NumPy arrays, in the twin's layout."""
+        return {name: getattr(self, name).detach().cpu().float().numpy().copy() for name in PARAM_NAMES}
