@@ -67,7 +67,9 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
     group = parser.add_argument_group("Lightning (fit.py only)")
     trainer_types = get_type_hints(TrainerFlags)
     for f in dataclasses.fields(TrainerFlags):
-        group.add_argument(f"--{f.name}", type=trainer_types[f.name], default=f.default, help=_TRAINER_HELP[f.name])
+        group.add_argument(
+            f"--{f.name}", type=trainer_types[f.name], default=f.default, help=_TRAINER_HELP[f.name]
+        )
     return parser
 
 

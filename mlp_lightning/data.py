@@ -71,9 +71,7 @@ class BatchOrder:
     interrupted epoch can resume at the next unseen batch.
     """
 
-    def __init__(
-        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
-    ) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.n, self.batch_size, self.seed = n, batch_size, seed

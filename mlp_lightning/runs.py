@@ -7,7 +7,6 @@ over it gives every concurrent run its own version.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
