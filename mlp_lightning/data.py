@@ -13,6 +13,9 @@ import numpy as np
 from mlp_lightning.hparams import train_size
 from mlp_lightning.seeds import batch_order_rng, data_rng
 
+# evaluation runs in order, in chunks of this many points (memory, not results, decides it)
+EVAL_CHUNK = 4096
+
 
 def class_centers(num_classes: int, offset: float) -> np.ndarray:
     """Per-class center, the same value in every feature: (2k - (C-1)) * offset.
@@ -58,6 +61,11 @@ def load_splits(hp) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Xtr, ytr, Xva, yva for an ``HParams``."""
     X, y = make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed)
     return split_train_val(X, y, hp.val_fraction)
+
+
+def eval_chunks(n: int) -> list[slice]:
+    """The in-order slices evaluation walks through, the same for both trainers."""
+    return [slice(i, min(i + EVAL_CHUNK, n)) for i in range(0, n, EVAL_CHUNK)]
 
 
 class BatchOrder:

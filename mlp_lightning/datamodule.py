@@ -7,10 +7,7 @@ from collections.abc import Iterator, Sequence
 import lightning as L
 import torch
 
-from mlp_lightning.data import BatchOrder, make_blobs, split_train_val
-
-# validation runs in order, in chunks of this many points (memory, not results, decides it)
-EVAL_CHUNK = 4096
+from mlp_lightning.data import BatchOrder, eval_chunks, make_blobs, split_train_val
 
 
 class TensorBatches:
@@ -82,7 +79,5 @@ class BlobDataModule(L.LightningDataModule):
         return TensorBatches(self.x_train.to(device), self.y_train.to(device), order)
 
     def val_dataloader(self) -> TensorBatches:
-        n = len(self.x_val)
-        chunks = [slice(i, min(i + EVAL_CHUNK, n)) for i in range(0, n, EVAL_CHUNK)]
         device = self._device()
-        return TensorBatches(self.x_val.to(device), self.y_val.to(device), chunks)
+        return TensorBatches(self.x_val.to(device), self.y_val.to(device), eval_chunks(len(self.x_val)))
