@@ -110,7 +110,9 @@ class BatchOrder:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         perm = self.permutation(self.epoch)
-        for i in range(self.batches_done, len(self)):
+        # a finished epoch iterated again starts over, like any re-iterable loader
+        start = self.batches_done if self.batches_done < len(self) else 0
+        for i in range(start, len(self)):
             self.batches_done = i + 1
             yield self.batch_indices(perm, i)
 
