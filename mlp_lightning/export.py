@@ -1,0 +1,142 @@
+"""Weights between the two trainers: a Lightning checkpoint <-> the twin's ``weights.npz``.
+
+Both sides hold the same four arrays under the same names (``W1`` (D, H), ``b1`` (H,),
+``W2`` (H, C), ``b2`` (C,)); the checkpoint keeps them under ``model.`` in its
+``state_dict``. Nothing here unpickles: checkpoints load with ``weights_only=True``
+and ``.npz`` files with ``allow_pickle=False``. torch is imported only by the
+functions that need it, so the ``.npz`` side works without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mlp_lightning.weights import PARAM_NAMES
+
+if TYPE_CHECKING:
+    from mlp_lightning.lit_module import MLPClassifier
+
+# where the LightningModule keeps the TwoLayerMLP: its state_dict keys are "model.W1", ...
+STATE_PREFIX = "model."
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, unreadable or does not hold the two-layer MLP's arrays."""
+
+
+def check_weights(weights: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Raise WeightsError unless ``weights`` are W1, b1, W2, b2 with shapes that fit together."""
+    missing = [name for name in PARAM_NAMES if name not in weights]
+    if missing:
+        raise WeightsError(f"{source} lacks {', '.join(missing)}; it must hold {', '.join(PARAM_NAMES)}")
+    W1, b1, W2, b2 = (np.asarray(weights[name]) for name in PARAM_NAMES)
+    if W1.ndim != 2 or W2.ndim != 2 or b1.shape != (W1.shape[1],) or W2.shape[0] != W1.shape[1]:
+        raise WeightsError(
+            f"{source} has shapes W1 {W1.shape}, b1 {b1.shape}, W2 {W2.shape}, b2 {b2.shape}; "
+            "expected W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)"
+        )
+    if b2.shape != (W2.shape[1],):
+        raise WeightsError(f"{source} has b2 {b2.shape}, expected ({W2.shape[1]},) to match W2 {W2.shape}")
+    if not all(np.issubdtype(a.dtype, np.floating) for a in (W1, b1, W2, b2)):
+        raise WeightsError(f"{source} must hold floating-point arrays")
+    return {name: np.asarray(weights[name]) for name in PARAM_NAMES}
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The twin's weights file as {W1, b1, W2, b2}; never unpickles."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            weights = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as err:
+        raise WeightsError(f"cannot read {path} as a .npz of arrays: {err}") from None
+    return check_weights(weights, str(path))
+
+
+def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Write W1, b1, W2, b2 to ``path`` (uncompressed, as the twin writes them)."""
+    weights = check_weights(weights, "the weights to save")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
+        np.savez(f, **weights)
+    return path
+
+
+def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """W1, b1, W2, b2 of a Lightning checkpoint, as NumPy arrays in the twin's layout."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise WeightsError(f"cannot read {path} as a Lightning checkpoint: {err}") from None
+    state = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
+    weights = {
+        key.removeprefix(STATE_PREFIX): tensor.detach().cpu().numpy().copy()
+        for key, tensor in state.items()
+        if key.startswith(STATE_PREFIX)
+    }
+    return check_weights(weights, str(path))
+
+
+def checkpoint_to_npz(ckpt_path: str | Path, npz_path: str | Path) -> Path:
+    return save_npz(checkpoint_weights(ckpt_path), npz_path)
+
+
+def classifier_from_weights(weights: dict[str, np.ndarray], **hparams: float | int) -> MLPClassifier:
+    """An ``MLPClassifier`` holding ``weights``; its sizes come from their shapes.
+
+    ``hparams`` are the module's other arguments (dropout, lr, weight_decay, seed);
+    they do not change what the loaded model predicts in eval mode.
+    """
+    import torch
+
+    from mlp_lightning.lit_module import MLPClassifier
+
+    weights = check_weights(weights, "the weights to load")
+    dim, hidden_dim = weights["W1"].shape
+    module = MLPClassifier(dim=dim, hidden_dim=hidden_dim, num_classes=weights["W2"].shape[1], **hparams)
+    dtype = weights["W1"].dtype
+    if dtype != np.float32:  # e.g. float64: the parameters must take the stored precision
+        module = module.to(getattr(torch, dtype.name))
+    state = {STATE_PREFIX + name: torch.from_numpy(np.array(weights[name])) for name in PARAM_NAMES}
+    module.load_state_dict(state, strict=True)
+    return module.eval()
+
+
+def npz_to_classifier(npz_path: str | Path, **hparams: float | int) -> MLPClassifier:
+    return classifier_from_weights(load_npz(npz_path), **hparams)
+
+
+def save_checkpoint(weights: dict[str, np.ndarray], path: str | Path, **hparams: float | int) -> Path:
+    """A minimal checkpoint that ``MLPClassifier.load_from_checkpoint(path, weights_only=True)`` reads."""
+    import lightning
+    import torch
+
+    module = classifier_from_weights(weights, **hparams)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    torch.save(checkpoint, path)
+    return path
+
+
+def run_weights_file(run_dir: str | Path) -> Path | None:
+    """A run's final weights: the twin's ``weights.npz``, else Lightning's ``checkpoints/last.ckpt``."""
+    run_dir = Path(run_dir)
+    for candidate in (run_dir / "weights.npz", run_dir / "checkpoints" / "last.ckpt"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_weights_file(path: str | Path) -> dict[str, np.ndarray]:
+    """W1, b1, W2, b2 from a ``.npz`` or a Lightning checkpoint, by its suffix."""
+    return load_npz(path) if Path(path).suffix == ".npz" else checkpoint_weights(path)

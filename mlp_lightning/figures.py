@@ -1,0 +1,85 @@
+"""The comparison figure: learning curves of two runs on shared axes, and their decision boundaries.
+
+Drawn with matplotlib's Agg backend (no display needed). The boundaries are computed
+by one NumPy forward pass for both weight sets, so the two panels differ only where
+the weights do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mlp_lightning.compare import Run
+from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+
+# weights, X (N, D) -> logits (N, C)
+Forward = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
+
+_RUN_COLORS = ("tab:blue", "tab:orange")
+GRID_POINTS = 200  # per axis of the decision-boundary grid
+
+
+def decision_grid(
+    weights: dict[str, np.ndarray], forward: Forward, X: np.ndarray, margin: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xx, yy (G, G) spanning ``X`` plus ``margin``, and the predicted class at each point (G, G)."""
+    lo, hi = X.min(axis=0) - margin, X.max(axis=0) + margin
+    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], GRID_POINTS), np.linspace(lo[1], hi[1], GRID_POINTS))
+    points = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(weights["W1"].dtype)  # (G*G, 2)
+    return xx, yy, forward(weights, points).argmax(axis=1).reshape(xx.shape)
+
+
+def comparison_figure(
+    runs: tuple[Run, Run],
+    out: Path,
+    weights: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+    val_data: tuple[np.ndarray, np.ndarray] | None = None,
+    forward: Forward | None = None,
+) -> Path:
+    """Write the PNG: loss and accuracy curves; with 2-D ``val_data`` and ``weights``, the boundaries."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    boundaries = weights is not None and val_data is not None and forward is not None
+    rows = 2 if boundaries else 1
+    fig, axes = plt.subplots(rows, 2, figsize=(10, 4.2 * rows), squeeze=False)
+    for (label, train_tag, val_tag), ax in zip(
+        (("loss", TRAIN_LOSS, VAL_LOSS), ("accuracy", TRAIN_ACC, VAL_ACC)), axes[0], strict=True
+    ):
+        for run, color in zip(runs, _RUN_COLORS, strict=True):
+            epochs = np.arange(1, len(run.steps) + 1)
+            ax.plot(epochs, run.scalars[train_tag], color=color, label=f"{run.name} train")
+            ax.plot(epochs, run.scalars[val_tag], color=color, linestyle="--", label=f"{run.name} val")
+        ax.set(xlabel="epoch", ylabel=label, title=label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_yscale("log")
+    if boundaries:
+        X, y = val_data
+        for run, w, ax in zip(runs, weights, axes[1], strict=True):
+            _boundary_panel(ax, run, w, forward, X, y)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def _boundary_panel(ax, run: Run, weights: dict, forward: Forward, X: np.ndarray, y: np.ndarray) -> None:
+    xx, yy, grid_pred = decision_grid(weights, forward, X)
+    n_classes = weights["b2"].shape[0]
+    levels = np.arange(n_classes + 1) - 0.5
+    ax.contourf(xx, yy, grid_pred, levels=levels, cmap="coolwarm", alpha=0.3)
+    pred = forward(weights, X.astype(weights["W1"].dtype)).argmax(axis=1)
+    wrong = pred != y
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm", vmin=0, vmax=n_classes - 1, s=12, edgecolors="none")
+    ax.scatter(X[wrong, 0], X[wrong, 1], facecolors="none", edgecolors="black", s=40, label="misclassified")
+    ax.set(xlabel="x1", ylabel="x2", title=f"{run.name}: val acc {np.mean(~wrong):.3f} ({wrong.sum()} wrong)")
+    if wrong.any():
+        ax.legend(fontsize=8, loc="upper left")

@@ -1,0 +1,50 @@
+"""Compare two runs (by default the newest NumPy and Lightning runs): ``python scripts/compare.py --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+PROG = "compare.py"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the trainers' flags do
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog=PROG, description=__doc__.split(":")[0] + ".")
+    add = parser.add_argument
+    add("runs", nargs="*", type=Path, help="two run directories (default: the newest "
+        "<logdir>/numpy/version_N and <logdir>/lightning/version_N)")  # fmt: skip
+    add("--logdir", type=Path, default=Path("logs"), help="where the default runs are found")
+    add("--out", type=Path, default=None, help="directory for the PNG (default: the newer run's)")
+    add("--force", action="store_true", help="compare even if the hyperparameters differ")
+    add("--check", action="store_true", help="exit 1 unless the runs agree within the parity tolerances")
+    args = parser.parse_args(argv)
+    if len(args.runs) not in (0, 2):
+        parser.error(
+            f"give two run directories, or none for the newest numpy and lightning runs; got {len(args.runs)}"
+        )
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out must be a directory, got the file {str(args.out)!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from mlp_lightning.compare import RunError, compare_runs
+
+    try:
+        return compare_runs(*args.runs, logdir=args.logdir, out=args.out, force=args.force, check=args.check)
+    except RunError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
