@@ -28,8 +28,10 @@ def quiet_lightning() -> None:
 
 def run_version(args: RunArgs) -> int:
     """Rank 0 claims a new run directory; processes it launches inherit its number."""
+    # Lightning's launcher gives the processes it starts LOCAL_RANK >= 1; the launching
+    # process (and a second run in the same interpreter) must claim a fresh directory
     inherited = os.environ.get(RUN_VERSION_ENV)
-    if inherited is not None:
+    if inherited is not None and os.environ.get("LOCAL_RANK", "0") != "0":
         return int(inherited)
     _, version = claim_run_dir(args.logdir, TRAINER_NAME)
     os.environ[RUN_VERSION_ENV] = str(version)

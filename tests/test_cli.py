@@ -1,0 +1,88 @@
+"""The command line: flags, config files, and bad input refused before anything is built."""
+
+import pytest
+import yaml
+
+from mlp_lightning.cli import parse_fit_args, parse_numpy_args
+from mlp_lightning.hparams import HParams
+from tests.conftest import run_script
+
+BAD_INPUTS = [
+    (["--n_per_class", "0"], "--n_per_class"),
+    (["--dim", "-3"], "--dim"),
+    (["--hidden_dim", "0"], "--hidden_dim"),
+    (["--batch_size", "-1"], "--batch_size"),
+    (["--max_epochs", "0"], "--max_epochs"),
+    (["--num_classes", "1"], "--num_classes"),
+    (["--dropout", "1.0"], "--dropout"),
+    (["--dropout", "-0.1"], "--dropout"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--weight_decay", "-1e-4"], "--weight_decay"),
+    (["--weight_decay", "inf"], "--weight_decay"),
+    (["--val_fraction", "0"], "--val_fraction"),
+    (["--val_fraction", "1"], "--val_fraction"),
+    (["--val_fraction", "0.01", "--n_per_class", "10"], "--val_fraction"),
+    (["--accelerator", "tpu9"], "--accelerator"),
+    (["--accelerator", "gpu"], "--accelerator"),  # this machine has no GPU
+    (["--devices", "0"], "--devices"),
+    (["--batch_size", "abc"], "--batch_size"),
+]
+
+
+@pytest.mark.parametrize("argv, flag", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_the_flag(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_fit_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err and "Traceback" not in err
+
+
+def test_bad_input_from_the_script_leaves_logs_untouched(tmp_path, tree_snapshot):
+    logdir = tmp_path / "logs"
+    (logdir / "lightning" / "version_0").mkdir(parents=True)
+    (logdir / "lightning" / "version_0" / "events.out.tfevents.x").write_bytes(b"earlier run")
+    before = tree_snapshot(logdir)
+    result = run_script("fit.py", "--dropout", "1.5", "--logdir", str(logdir))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "fit.py: error: --dropout must be in [0, 1), got 1.5"
+    assert result.stdout == ""
+    assert tree_snapshot(logdir) == before
+
+
+def test_defaults_are_the_notebooks_pytorch_settings():
+    args = parse_fit_args([])
+    assert args.hp == HParams(
+        n_per_class=400, dim=2, offset=2.0, num_classes=2, val_fraction=0.2, batch_size=64,
+        hidden_dim=32, dropout=0.5, lr=0.1, weight_decay=1e-4, max_epochs=30, seed=42,
+    )  # fmt: skip
+    assert str(args.logdir) == "logs" and args.trainer.accelerator == "auto"
+
+
+def test_print_config_output_drives_both_scripts(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_fit_args(["--print_config", "--hidden_dim", "7", "--lr", "0.05"])
+    assert exit_info.value.code == 0
+    config = tmp_path / "run.yaml"
+    config.write_text(capsys.readouterr().out)
+    assert yaml.safe_load(config.read_text())["hidden_dim"] == 7
+    fit_args = parse_fit_args(["--config", str(config)])
+    numpy_args = parse_numpy_args(["--config", str(config)])
+    assert fit_args.hp == numpy_args.hp
+    assert fit_args.hp.hidden_dim == 7 and fit_args.hp.lr == 0.05
+
+
+def test_flags_after_config_override_it(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("hidden_dim: 7\nseed: 3\n")
+    args = parse_fit_args(["--config", str(config), "--seed", "5"])
+    assert args.hp.hidden_dim == 7 and args.hp.seed == 5
+
+
+def test_help_lists_every_flag_with_its_default():
+    result = run_script("fit.py", "--help")
+    assert result.returncode == 0
+    for flag in [*HParams().as_dict(), "logdir", "accelerator", "devices", "strategy", "precision", "config"]:
+        assert f"--{flag}" in result.stdout
