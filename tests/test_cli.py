@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from mlp_lightning.cli import parse_fit_args, parse_numpy_args
+from mlp_lightning.cli import nvidia_gpu_present, parse_fit_args, parse_numpy_args
 from mlp_lightning.hparams import HParams
 from tests.conftest import run_script
 
@@ -25,7 +25,6 @@ BAD_INPUTS = [
     (["--val_fraction", "1"], "--val_fraction"),
     (["--val_fraction", "0.01", "--n_per_class", "10"], "--val_fraction"),
     (["--accelerator", "tpu9"], "--accelerator"),
-    (["--accelerator", "gpu"], "--accelerator"),  # this machine has no GPU
     (["--devices", "0"], "--devices"),
     (["--batch_size", "abc"], "--batch_size"),
 ]
@@ -38,6 +37,14 @@ def test_bad_input_exits_2_with_one_line_naming_the_flag(argv, flag, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and flag in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(nvidia_gpu_present(), reason="this machine has an NVIDIA GPU")
+def test_accelerator_gpu_without_a_gpu_is_refused_not_ignored(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_fit_args(["--accelerator", "gpu"])
+    assert exit_info.value.code == 2
+    assert "--accelerator gpu needs an NVIDIA GPU" in capsys.readouterr().err
 
 
 def test_bad_input_from_the_script_leaves_logs_untouched(tmp_path, tree_snapshot):
