@@ -68,12 +68,26 @@ def eval_chunks(n: int) -> list[slice]:
     return [slice(i, min(i + EVAL_CHUNK, n)) for i in range(0, n, EVAL_CHUNK)]
 
 
+def shard(start: int, stop: int, rank: int, world_size: int) -> slice:
+    """Rank ``rank``'s contiguous part of ``[start, stop)`` cut into ``world_size`` parts.
+
+    Part sizes differ by at most one and are all >= 1 when ``stop - start >= world_size``:
+    no rank is left empty and no point is repeated (DistributedSampler would pad).
+    """
+    n = stop - start
+    return slice(start + n * rank // world_size, start + n * (rank + 1) // world_size)
+
+
 class BatchOrder:
     """Which training points form each batch: a pure function of (seed, epoch).
 
     Iterating yields index arrays, one per batch. Under several processes each rank
     takes its own disjoint slice of every global batch of ``batch_size * world_size``
-    points, so the ranks together cover the epoch once. ``set_epoch`` picks the
+    points, so the ranks together cover the epoch once. The epoch's last global batch
+    (the remainder) is cut into near-equal parts, one per rank; a remainder smaller
+    than ``world_size`` joins the batch before it, so no rank ever gets an empty
+    batch. With one process this is the plain ``ceil(n / batch_size)`` batches.
+    ``set_epoch`` picks the
     epoch (Lightning calls it on a loader's ``sampler``); ``state_dict`` /
     ``load_state_dict`` record how far into the epoch iteration has gone, so an
     interrupted epoch can resume at the next unseen batch.
@@ -82,6 +96,8 @@ class BatchOrder:
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        if n < world_size:
+            raise ValueError(f"{n} training points cannot give each of {world_size} processes a batch")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -92,7 +108,8 @@ class BatchOrder:
         return self.batch_size * self.world_size
 
     def __len__(self) -> int:
-        return -(-self.n // self.global_batch_size)  # ceil
+        full, rest = divmod(self.n, self.global_batch_size)
+        return full + (rest >= self.world_size)  # a smaller rest joins batch full - 1
 
     def set_epoch(self, epoch: int) -> None:
         """Pick the epoch to iterate; a new epoch starts at its first batch."""
@@ -104,9 +121,10 @@ class BatchOrder:
 
     def batch_indices(self, perm: np.ndarray, i: int) -> np.ndarray:
         """This rank's indices of global batch ``i`` of the epoch ``perm`` belongs to."""
-        start = i * self.global_batch_size + self.rank * self.batch_size
-        stop = min(start + self.batch_size, (i + 1) * self.global_batch_size)
-        return perm[start:stop]
+        start = i * self.global_batch_size
+        # the last global batch takes whatever is left; full ones split into batch_size each
+        stop = self.n if i == len(self) - 1 else start + self.global_batch_size
+        return perm[shard(start, stop, self.rank, self.world_size)]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         perm = self.permutation(self.epoch)
