@@ -87,8 +87,7 @@ class BatchOrder:
     (the remainder) is cut into near-equal parts, one per rank; a remainder smaller
     than ``world_size`` joins the batch before it, so no rank ever gets an empty
     batch. With one process this is the plain ``ceil(n / batch_size)`` batches.
-    ``set_epoch`` picks the
-    epoch (Lightning calls it on a loader's ``sampler``); ``state_dict`` /
+    ``set_epoch`` picks the epoch (Lightning calls it on a loader's ``sampler``); ``state_dict`` /
     ``load_state_dict`` record how far into the epoch iteration has gone, so an
     interrupted epoch can resume at the next unseen batch.
     """

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import lightning as L
 import torch
 
-from mlp_lightning.data import BatchOrder, eval_chunks, make_blobs, split_train_val
+from mlp_lightning.data import BatchOrder, eval_chunks, make_blobs, shard, split_train_val
 
 
 class TensorBatches:
@@ -79,5 +79,17 @@ class BlobDataModule(L.LightningDataModule):
         return TensorBatches(self.x_train.to(device), self.y_train.to(device), order)
 
     def val_dataloader(self) -> TensorBatches:
+        # Each rank evaluates its own contiguous part of the split, no point twice: the
+        # metrics sum their states over the ranks at compute(). Lightning injects a
+        # DistributedSampler only into torch DataLoaders, so it leaves this loader alone.
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        n_val = len(self.x_val)
+        if n_val < world:
+            raise ValueError(
+                f"--n_per_class and --val_fraction give {n_val} validation points, "
+                f"fewer than the {world} processes; each process needs at least one"
+            )
+        part = shard(0, n_val, rank, world)
         device = self._device()
-        return TensorBatches(self.x_val.to(device), self.y_val.to(device), eval_chunks(len(self.x_val)))
+        x, y = self.x_val[part].to(device), self.y_val[part].to(device)
+        return TensorBatches(x, y, eval_chunks(len(x)))

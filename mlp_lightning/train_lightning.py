@@ -22,17 +22,35 @@ def quiet_lightning() -> None:
     # our loaders are in-memory iterables: worker processes would only add overhead
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
+    # the epoch metrics are torchmetrics objects, already summed over the ranks at compute()
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
     # raised inside Lightning 2.6 by newer torch; nothing a user can change
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def run_version(args: RunArgs) -> int:
-    """Rank 0 claims a new run directory; processes it launches inherit its number."""
+def launched_as_nonzero_rank() -> bool:
+    """Whether an outside launcher started this process as a rank other than global rank 0.
+
+    torchrun sets RANK, srun SLURM_PROCID; on the second and later machines of a
+    multi-node run Lightning's own launcher sees NODE_RANK (torchrun: GROUP_RANK).
+    """
+    return any(os.environ.get(key, "0") != "0" for key in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK"))
+
+
+def run_version(args: RunArgs) -> int | None:
+    """Rank 0 claims a new run directory; processes it launches inherit its number.
+
+    ``None`` for the other ranks of an outside launch (torchrun, srun): they cannot
+    know rank 0's number before the processes connect, and they need none, since
+    only rank 0 writes and Lightning broadcasts rank 0's checkpoint directory.
+    """
     # Lightning's launcher gives the processes it starts LOCAL_RANK >= 1; the launching
     # process (and a second run in the same interpreter) must claim a fresh directory
     inherited = os.environ.get(RUN_VERSION_ENV)
     if inherited is not None and os.environ.get("LOCAL_RANK", "0") != "0":
         return int(inherited)
+    if launched_as_nonzero_rank():
+        return None
     _, version = claim_run_dir(args.logdir, TRAINER_NAME)
     os.environ[RUN_VERSION_ENV] = str(version)
     return version

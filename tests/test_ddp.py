@@ -1,0 +1,106 @@
+"""fit.py under two-process DDP on the CPU (gloo), through a subprocess: Lightning's ``ddp``
+relaunches ``sys.argv``, so it cannot run inside pytest's own process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mlp_lightning.data import BatchOrder, load_splits, shard
+from mlp_lightning.hparams import HParams
+from mlp_lightning.model import TwoLayerMLP
+from mlp_lightning.tensorboard_schema import VAL_ACC, VAL_LOSS, epoch_end_step
+from mlp_lightning.weights import PARAM_NAMES
+from tests.conftest import read_scalars
+from tests.ddp_launch import fit_cmd, launch
+
+pytestmark = pytest.mark.slow  # two fresh interpreters that import lightning: ~15 s each on 2 cores
+
+# 3 classes x 25 = 75 points: 64 train (two global batches of 2 x 16, equal shards, so the
+# DDP step is the single-process step on the global batch) and 11 val, split 5 / 6 between
+# the ranks, so a mean of per-rank means would differ from the true mean over all 11.
+HP = HParams(num_classes=3, n_per_class=25, val_fraction=0.15, batch_size=16, dropout=0.0, max_epochs=2)
+FLAGS = [f"--{k}={v}" for k, v in HP.as_dict().items() if k != "batch_size"]
+
+
+def only_run_dir(logdir: Path) -> Path:
+    runs = sorted((logdir / "lightning").iterdir())
+    assert [p.name for p in runs] == ["version_0"], "only rank 0 may claim a run directory"
+    return runs[0]
+
+
+def checkpoint_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return {name: ckpt["state_dict"][f"model.{name}"] for name in PARAM_NAMES}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[str, Path]]:
+    """One 2-process DDP run and its single-process twin on the global batch, both in float64."""
+    out = {}
+    for name, extra in {
+        "ddp": ["--devices=2", "--strategy=ddp", f"--batch_size={HP.batch_size}"],
+        "single": ["--devices=1", f"--batch_size={2 * HP.batch_size}"],
+    }.items():
+        logdir = tmp_path_factory.mktemp(name)
+        cmd = fit_cmd(*FLAGS, *extra, "--precision=64-true", f"--logdir={logdir}")
+        code, stdout, stderr, survivors = launch(cmd, timeout=180)
+        assert code == 0, stderr[-3000:]
+        assert survivors == [], f"processes outlived the run: {survivors}"
+        out[name] = (stdout, logdir)
+    return out
+
+
+def test_ddp_run_writes_one_run_directory_and_prints_each_line_once(runs):
+    stdout, logdir = runs["ddp"]
+    run_dir = only_run_dir(logdir)
+    lines = stdout.splitlines()
+    assert [line[:8] for line in lines if line.startswith(("epoch", "final"))] == [
+        "epoch 01",
+        "epoch 02",
+        "final   ",
+    ]
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    assert (run_dir / "hparams.yaml").is_file()
+
+
+def test_ddp_step_axis_counts_global_batches(runs):
+    _, logdir = runs["ddp"]
+    steps_per_epoch = len(BatchOrder(HP.n_train, HP.batch_size, HP.seed, rank=0, world_size=2))
+    assert steps_per_epoch == 2
+    scalars = read_scalars(only_run_dir(logdir))
+    assert [step for step, _ in scalars[VAL_LOSS]] == [epoch_end_step(e, steps_per_epoch) for e in range(2)]
+
+
+def test_ddp_on_equal_shards_trains_the_same_weights_as_one_process_on_the_global_batch(runs):
+    ddp = checkpoint_weights(only_run_dir(runs["ddp"][1]))
+    single = checkpoint_weights(only_run_dir(runs["single"][1]))
+    for name in PARAM_NAMES:
+        assert ddp[name].dtype == torch.float64
+        # float64: only the order of the gradient sum differs (all-reduce of two halves)
+        torch.testing.assert_close(ddp[name], single[name], rtol=1e-12, atol=1e-14)
+
+
+def test_ddp_logged_val_metrics_are_those_of_the_whole_split(runs):
+    _, logdir = runs["ddp"]
+    run_dir = only_run_dir(logdir)
+    weights = {k: v.numpy() for k, v in checkpoint_weights(run_dir).items()}
+    model = TwoLayerMLP(weights, dropout=0.0).eval()
+    _, _, Xva, yva = load_splits(HP)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(Xva).double())
+        losses = F.cross_entropy(logits, torch.from_numpy(yva), reduction="none").numpy()  # (N_val,)
+        correct = (logits.argmax(1).numpy() == yva).sum()
+    scalars = read_scalars(run_dir)
+    logged_loss, logged_acc = scalars[VAL_LOSS][-1][1], scalars[VAL_ACC][-1][1]
+    assert logged_acc == np.float32(correct / len(yva))
+    # float32 metric states: the sum over the two shards rounds differently than one sum
+    assert logged_loss == pytest.approx(losses.mean(), rel=1e-6)
+    # the test can tell: averaging the two ranks' means (a per-rank mean, unweighted) is off
+    parts = [losses[shard(0, len(losses), r, 2)] for r in range(2)]
+    assert [len(p) for p in parts] == [5, 6]
+    assert np.mean([p.mean() for p in parts]) != pytest.approx(losses.mean(), rel=1e-6)
