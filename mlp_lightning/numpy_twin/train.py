@@ -1,0 +1,179 @@
+"""The twin's training loop: shared data, weights and batch order in; metrics, events and weights out.
+
+Metrics follow ``tensorboard_schema``: train loss/acc are the batch-size-weighted
+means of the epoch's training batches, measured on the forward pass that produced
+each gradient (dropout on, before the update); val loss/acc cover the whole
+validation split in eval mode after the epoch. The sums are kept in float32, as
+torchmetrics keeps them on the Lightning side.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mlp_lightning.cli import RunArgs
+from mlp_lightning.data import EVAL_CHUNK, BatchOrder, eval_chunks, load_splits
+from mlp_lightning.hparams import HParams
+from mlp_lightning.numpy_twin import model as twin
+from mlp_lightning.numpy_twin.model import Cache, Params
+from mlp_lightning.report import epoch_line, final_report, should_report
+from mlp_lightning.runs import claim_run_dir
+from mlp_lightning.seeds import numpy_dropout_rng
+from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.weights import init_weights
+
+TRAINER_NAME = "numpy"
+_f32 = np.float32
+
+
+@dataclass
+class RunningMean:
+    """Batch-size-weighted mean loss and accuracy, in float32 like torchmetrics' states."""
+
+    loss_sum: np.float32 = field(default_factory=lambda: _f32(0.0))
+    weight: np.float32 = field(default_factory=lambda: _f32(0.0))
+    correct: int = 0
+    seen: int = 0
+
+    def update(self, loss: np.float32, correct: int, batch: int) -> None:
+        self.loss_sum += _f32(loss) * _f32(batch)
+        self.weight += _f32(batch)
+        self.correct += correct
+        self.seen += batch
+
+    def compute(self) -> tuple[float, float]:
+        return float(self.loss_sum / self.weight), float(_f32(self.correct) / _f32(self.seen))
+
+
+def empty_cache(rows: int, D: int, H: int, dtype=np.float32) -> Cache:
+    """Forward-pass buffers for up to ``rows`` points (``forward`` fills views of them)."""
+    return Cache(X=np.empty((0, D), dtype), h=np.empty((rows, H), dtype), gate=np.empty((rows, H), dtype))
+
+
+@dataclass
+class Workspace:
+    """Buffers reused by every step, so a training step allocates no (B, H) array."""
+
+    xb: np.ndarray  # (B, D)
+    yb: np.ndarray  # (B,)
+    keep: np.ndarray  # (B, H) bool
+    cache: Cache
+    grads: Params
+    scratch: Params  # the update's temporaries, one per parameter
+
+    @classmethod
+    def allocate(cls, rows: int, params: Params, dtype=np.float32) -> Workspace:
+        D, H = params["W1"].shape
+        return cls(
+            xb=np.empty((rows, D), dtype),
+            yb=np.empty(rows, np.int64),
+            keep=np.empty((rows, H), bool),
+            cache=empty_cache(rows, D, H, dtype),
+            grads={k: np.empty_like(v) for k, v in params.items()},
+            scratch={k: np.empty_like(v) for k, v in params.items()},
+        )
+
+
+def train_step(
+    params: Params, X: np.ndarray, y: np.ndarray, hp: HParams, rng: np.random.Generator, ws: Workspace
+) -> tuple[np.float32, int]:
+    """Forward with dropout, loss, backward, update; returns (loss, correct) of that forward pass."""
+    B = X.shape[0]
+    keep = twin.draw_keep(rng, hp.dropout, (B, ws.keep.shape[1]), out=ws.keep[:B]) if hp.dropout > 0 else None
+    logits, cache = twin.forward(X, params, keep, hp.dropout, out=ws.cache)
+    correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+    loss, dlogits = twin.cross_entropy(logits, y)
+    twin.backward(dlogits, cache, params, grads=ws.grads)
+    twin.sgd_update(params, ws.grads, hp.lr, hp.weight_decay, scratch=ws.scratch)
+    return loss, correct
+
+
+def evaluate(
+    params: Params, X: np.ndarray, y: np.ndarray, buffers: Cache | None = None
+) -> tuple[float, float]:
+    """Loss and accuracy over the whole split, eval mode, in the shared evaluation chunks."""
+    mean = RunningMean()
+    for chunk in eval_chunks(len(X)):
+        logits, _ = twin.forward(X[chunk], params, out=buffers)
+        correct = int(np.count_nonzero(logits.argmax(axis=1) == y[chunk]))
+        loss, _ = twin.cross_entropy(logits, y[chunk])
+        mean.update(loss, correct, len(logits))
+    return mean.compute()
+
+
+def train(
+    hp: HParams,
+    on_step: Callable[[], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> Params:
+    """Train from the shared initial weights; ``on_epoch(epoch, metrics)`` after each (0-based) epoch."""
+    Xtr, ytr, Xva, yva = load_splits(hp)
+    params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
+    order = BatchOrder(len(Xtr), hp.batch_size, hp.seed)
+    rng = numpy_dropout_rng(hp.seed)
+    train_ws = Workspace.allocate(hp.batch_size, params)
+    eval_cache = empty_cache(min(len(Xva), EVAL_CHUNK), *params["W1"].shape)
+    for epoch in range(hp.max_epochs):
+        order.set_epoch(epoch)
+        mean = RunningMean()
+        for idx in order:
+            B = len(idx)
+            xb = np.take(Xtr, idx, axis=0, out=train_ws.xb[:B])
+            yb = np.take(ytr, idx, out=train_ws.yb[:B])
+            loss, correct = train_step(params, xb, yb, hp, rng, train_ws)
+            mean.update(loss, correct, B)
+            if on_step is not None:
+                on_step()
+        train_loss, train_acc = mean.compute()
+        val_loss, val_acc = evaluate(params, Xva, yva, eval_cache)
+        if on_epoch is not None:
+            metrics = {TRAIN_LOSS: train_loss, TRAIN_ACC: train_acc, VAL_LOSS: val_loss, VAL_ACC: val_acc}
+            on_epoch(epoch, metrics)
+    return params
+
+
+def save_weights(params: Params, path: Path) -> None:
+    """W1, b1, W2, b2 as float32 arrays in an ``.npz`` (no pickles: loads with allow_pickle=False)."""
+    np.savez(path, **{name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()})
+
+
+def fit(args: RunArgs) -> int:
+    """Train one run under ``<logdir>/numpy/version_N``: events, hparams.yaml, weights.npz, console report."""
+    import yaml
+    from tqdm import tqdm
+
+    from mlp_lightning.numpy_twin.events import EventWriter
+
+    hp = args.hp
+    run_dir, version = claim_run_dir(args.logdir, TRAINER_NAME)
+    (run_dir / "hparams.yaml").write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
+    events = EventWriter(run_dir, hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}")
+    steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
+    bar = tqdm(total=hp.max_epochs * steps_per_epoch, unit="step", dynamic_ncols=True, leave=False)
+    last: dict[str, float] = {}
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        events.epoch_scalars(epoch, steps_per_epoch, metrics)
+        last.update(metrics)
+        bar.set_description(f"epoch {epoch + 1}/{hp.max_epochs}", refresh=False)
+        bar.set_postfix(val_loss=f"{metrics[VAL_LOSS]:.3f}", val_acc=f"{metrics[VAL_ACC]:.3f}", refresh=False)
+        if should_report(epoch + 1, hp.max_epochs):
+            bar.write(epoch_line(epoch + 1, metrics))
+
+    start = time.perf_counter()
+    try:
+        params = train(hp, on_step=bar.update, on_epoch=on_epoch)
+    except BaseException:
+        events.close("STATUS_ABORTED")
+        raise
+    finally:
+        bar.close()
+    save_weights(params, run_dir / "weights.npz")
+    events.close()
+    print(final_report(last, run_dir, args.logdir, time.perf_counter() - start))
+    return 0
