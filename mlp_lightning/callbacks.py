@@ -1,10 +1,13 @@
-"""Callbacks the project adds to Lightning's Trainer: console summaries and the HPARAMS session."""
+"""Callbacks the project adds to Lightning's Trainer: console summaries, the HPARAMS session, divergence."""
 
 from __future__ import annotations
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from mlp_lightning.checkpoints import DivergenceError
+from mlp_lightning.interrupt import RunInterrupted
 from mlp_lightning.report import epoch_line, should_report
 from mlp_lightning.tensorboard_schema import (
     METRIC_TAGS,
@@ -52,7 +55,49 @@ class HParamsSession(L.Callback):
                 writer.add_summary(summary)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._end(trainer, "STATUS_SUCCESS")
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, RunInterrupted):  # an interrupted run ends when it is resumed
+            self._end(trainer, "STATUS_FAILURE")
+
+    def _end(self, trainer: L.Trainer, status: str) -> None:
         writer = self._writer(trainer) if trainer.is_global_zero else None
         if writer is not None:
-            writer.add_summary(hparams_session_end("STATUS_SUCCESS"))
+            writer.add_summary(hparams_session_end(status))
             writer.flush()
+
+
+class DivergenceGuard(L.Callback):
+    """Stops the run before an optimizer step that a non-finite loss or gradient would poison.
+
+    One device sync per step: the loss, the gradients and the weights the step would
+    update are checked together. The weights too, because a finite step can still
+    overflow them; the next step then refuses to go on from there.
+    """
+
+    def __init__(self) -> None:
+        self._loss: torch.Tensor | None = None
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        self._loss = loss.detach()
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        named = dict(pl_module.named_parameters())
+        checks = {"loss": self._loss} if self._loss is not None else {}
+        checks.update({f"gradient of {n}": p.grad for n, p in named.items() if p.grad is not None})
+        checks.update({n: p.detach() for n, p in named.items()})
+        finite = torch.stack([torch.isfinite(t).all() for t in checks.values()])
+        if bool(finite.all()):
+            return
+        bad = [name for name, ok in zip(checks, finite.tolist(), strict=True) if not ok]
+        loss = f" (loss {float(self._loss):g})" if self._loss is not None else ""
+        raise DivergenceError(
+            f"training diverged at epoch {trainer.current_epoch + 1}, step {trainer.global_step + 1}: "
+            f"non-finite {', '.join(bad)}{loss}; stopped before the optimizer step "
+            f"(try a smaller --lr, now {pl_module.hparams.lr:g})"
+        )

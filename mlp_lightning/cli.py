@@ -16,15 +16,18 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Union, get_type_hints
+from typing import NoReturn, Optional, Union, get_type_hints
 
+import yaml
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from mlp_lightning.hparams import ConfigError, HParams, validate
+from mlp_lightning.resume import RESUME_NEWEST, check_resume_flags
 from mlp_lightning.runs import check_logdir
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "single_device", "fsdp")
+CHECKPOINT_EVERY_N_STEPS = 500
 PRECISIONS = (
     "64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
 )  # fmt: skip
@@ -46,6 +49,9 @@ class RunArgs:
     hp: HParams
     trainer: TrainerFlags
     logdir: Path
+    resume: str | None = None  # RESUME_NEWEST, a run directory or a checkpoint; None: a new run
+    checkpoint_every_n_steps: int = CHECKPOINT_EVERY_N_STEPS
+    given: frozenset[str] = frozenset()  # the flags set on the command line or in a --config file
 
 
 _TRAINER_HELP = {
@@ -64,6 +70,16 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
     for f in dataclasses.fields(HParams):
         parser.add_argument(f"--{f.name}", type=hp_types[f.name], default=f.default, help=f.metadata["help"])
     parser.add_argument("--logdir", type=str, default="logs", help="where runs are written")
+    parser.add_argument(
+        "--resume", type=Optional[str], nargs="?", const=RESUME_NEWEST, default=None,  # noqa: UP045
+        help=f"continue an interrupted run: alone (or '{RESUME_NEWEST}') the newest run under --logdir, "
+        "or a run directory, or a checkpoint file",
+    )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint_every_n_steps", type=int, default=CHECKPOINT_EVERY_N_STEPS,
+        help="also save the run's checkpoint every this many optimizer steps (0: only at the end "
+        "and when interrupted); bounds what a hard kill can lose",
+    )  # fmt: skip
     group = parser.add_argument_group("Lightning (fit.py only)")
     trainer_types = get_type_hints(TrainerFlags)
     for f in dataclasses.fields(TrainerFlags):
@@ -94,11 +110,31 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         )
         logdir = Path(ns.logdir)
         check_logdir(logdir)
+        if ns.checkpoint_every_n_steps < 0:
+            raise ConfigError(
+                f"--checkpoint_every_n_steps must be an integer >= 0, got {ns.checkpoint_every_n_steps!r}"
+            )
+        given = given_flags(argv, ns)
+        if ns.resume is not None:
+            check_resume_flags(given)
     except ConfigError as err:
         _fail(prog, str(err))
     except ArgumentError as err:
         _fail(prog, one_line(str(err)))
-    return RunArgs(hp=hp, trainer=trainer, logdir=logdir)
+    return RunArgs(
+        hp=hp, trainer=trainer, logdir=logdir, resume=ns.resume,
+        checkpoint_every_n_steps=ns.checkpoint_every_n_steps, given=given,
+    )  # fmt: skip
+
+
+def given_flags(argv: Sequence[str], ns) -> frozenset[str]:
+    """Names of the flags set explicitly, on the command line or as keys of a --config file."""
+    names = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    for config in ns.get("config") or []:
+        if config is not None:
+            keys = yaml.safe_load(Path(str(config)).read_text())
+            names |= set(keys) if isinstance(keys, dict) else set()
+    return frozenset(names - {"config"})
 
 
 def _refuse_trainer_flags(argv: list[str], prog: str) -> None:
@@ -162,3 +198,6 @@ def one_line(message: str) -> str:
 def _fail(prog: str, message: str) -> NoReturn:
     print(f"{prog}: error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+fail = _fail  # for errors found after parsing (a --resume file): the same one line, exit 2

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sys
 import time
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from mlp_lightning.cli import RunArgs
+from mlp_lightning.cli import RunArgs, fail
+from mlp_lightning.hparams import ConfigError, HParams
+from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.report import final_report
+from mlp_lightning.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, ResumeError, ResumeTarget, resolve_resume
 from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir
 
 TRAINER_NAME = "lightning"
+PROG, PROG_PATH = "fit.py", "scripts/fit.py"
 
 
 def quiet_lightning() -> None:
@@ -56,21 +64,77 @@ def run_version(args: RunArgs) -> int | None:
     return version
 
 
-def fit(args: RunArgs) -> int:
+def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
+    """Train (or resume) one run; exit code 0, 1 diverged, 2 bad --resume, 130/143 interrupted.
+
+    ``callbacks`` are added to the project's (tests use them to inject faults).
+    """
     quiet_lightning()
+    stop = StopRequest().install()  # from here on Ctrl-C/SIGTERM stop at the next batch boundary
+    try:
+        return _fit(args, stop, callbacks)
+    finally:
+        stop.restore()
+
+
+@dataclass(frozen=True)
+class Resumed:
+    target: ResumeTarget
+    hp: HParams
+    epochs_done: int
+    step: int
+
+
+def load_resume(args: RunArgs) -> Resumed:
+    """The run ``--resume`` names, checked; CheckpointError/ResumeError say what is wrong."""
+    from mlp_lightning.checkpoints import load_for_resume
+
+    target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)
+    ckpt, hp = load_for_resume(target.checkpoint)
+    epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    if "max_epochs" in args.given:
+        if args.hp.max_epochs < epochs_done:
+            raise ResumeError(
+                f"--max_epochs {args.hp.max_epochs} is fewer than the {epochs_done} epochs "
+                f"run {str(target.run_dir)!r} has already trained"
+            )
+        hp = dataclasses.replace(hp, max_epochs=args.hp.max_epochs)
+    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]))
+
+
+def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
+    resumed = None
+    if args.resume is not None:
+        try:
+            resumed = load_resume(args)
+        except ConfigError as err:
+            fail(PROG, str(err))
+        if resumed.epochs_done >= resumed.hp.max_epochs:
+            print(
+                f"run {resumed.target.run_dir} already finished its {resumed.epochs_done} epochs: nothing to "
+                "resume (pass --max_epochs with more epochs to train it further)"
+            )
+            return 0
+        print(
+            f"resuming {resumed.target.run_dir} from {resumed.target.checkpoint} "
+            f"({resumed.epochs_done} epochs and {resumed.step} steps done)"
+        )
+
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from mlp_lightning.callbacks import EpochSummary, HParamsSession, epoch_metrics
+    from mlp_lightning.callbacks import DivergenceGuard, EpochSummary, HParamsSession, epoch_metrics
+    from mlp_lightning.checkpoints import DivergenceError
     from mlp_lightning.datamodule import BlobDataModule
     from mlp_lightning.lit_module import MLPClassifier
+    from mlp_lightning.run_checkpoint import RunCheckpoint, SafeCheckpointIO
 
-    hp, flags = args.hp, args.trainer
-    version = run_version(args)
-    logger = TensorBoardLogger(
-        save_dir=args.logdir, name=TRAINER_NAME, version=version, default_hp_metric=False
-    )
+    flags = args.trainer
+    hp = resumed.hp if resumed else args.hp
+    version = resumed.target.version if resumed else run_version(args)
+    logdir = resumed.target.logdir if resumed else args.logdir
+    # a resumed run writes a new event file into its own directory: the same TensorBoard run
+    logger = TensorBoardLogger(save_dir=logdir, name=TRAINER_NAME, version=version, default_hp_metric=False)
     run_dir = logger.log_dir
 
     L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
@@ -82,6 +146,8 @@ def fit(args: RunArgs) -> int:
         dim=hp.dim, hidden_dim=hp.hidden_dim, num_classes=hp.num_classes, dropout=hp.dropout,
         lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
     )  # fmt: skip
+    checkpoint_path = os.path.join(run_dir, CHECKPOINT_DIR, LAST_CHECKPOINT)
+    checkpoint = RunCheckpoint(checkpoint_path, hp.as_dict(), args.checkpoint_every_n_steps, stop)
     trainer = L.Trainer(
         accelerator=flags.accelerator,
         devices=flags.devices,
@@ -90,18 +156,49 @@ def fit(args: RunArgs) -> int:
         num_nodes=flags.num_nodes,
         max_epochs=hp.max_epochs,
         logger=logger,
+        plugins=[SafeCheckpointIO()],
         callbacks=[
-            ModelCheckpoint(dirpath=os.path.join(run_dir, "checkpoints"), save_last=True),
+            checkpoint,
+            DivergenceGuard(),
             EpochSummary(),
             HParamsSession(hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}"),
+            *extra_callbacks,
         ],
+        enable_checkpointing=False,  # RunCheckpoint is the one writer of the run's checkpoint
         enable_model_summary=False,
         num_sanity_val_steps=0,  # in-memory data: nothing for a sanity pass to catch
         log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
     )
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    try:
+        trainer.fit(
+            model, datamodule=datamodule, ckpt_path=resumed.target.checkpoint if resumed else None,
+            weights_only=True,
+        )  # fmt: skip
+    except DivergenceError as err:
+        if trainer.is_global_zero:
+            print(f"{PROG}: {err}\n{_kept(checkpoint, run_dir)}", file=sys.stderr)
+        return 1
+    except RunInterrupted:
+        if trainer.is_global_zero:
+            epoch, step = checkpoint.saved_at
+            print(
+                f"{PROG}: stopped by {stop.name} in epoch {epoch + 1} after step {step}; "
+                f"checkpoint saved to {checkpoint_path}\n{resume_hint(PROG_PATH, run_dir)}",
+                file=sys.stderr,
+            )
+        return stop.exit_code
     wall = time.perf_counter() - start
     if trainer.is_global_zero:
-        print(final_report(epoch_metrics(trainer), run_dir, args.logdir, wall))
+        print(final_report(epoch_metrics(trainer), run_dir, logdir, wall))
     return 0
+
+
+def _kept(checkpoint, run_dir: str) -> str:
+    if checkpoint.saved_at is None:
+        return "no checkpoint had been saved yet; nothing to resume"
+    epoch, step = checkpoint.saved_at
+    return (
+        f"the last good checkpoint (epoch {epoch + 1}, step {step}) is kept: {checkpoint.path}\n"
+        f"{resume_hint(PROG_PATH, run_dir)} (with a smaller --lr, start a new run)"
+    )

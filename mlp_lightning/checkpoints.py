@@ -1,0 +1,175 @@
+"""Lightning checkpoints on disk: written atomically, read without running code, checked.
+
+A checkpoint is read with ``torch.load(weights_only=True)``: tensors and plain
+Python values only, so a file carrying a pickled object is refused before anything
+in it runs. Every way a file can be unusable ends in one ``CheckpointError`` that
+names the file and what is wrong with it. Writes go to a temporary file in the same
+directory and are renamed over the target, so a crash mid-write leaves the previous
+checkpoint whole. No lightning here (the script checks a ``--resume`` file before
+paying for that import).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlp_lightning.hparams import ConfigError, HParams, hparam_names, validate
+from mlp_lightning.weights import PARAM_NAMES, param_shapes
+
+# the callback's section of the checkpoint: what Lightning itself does not save
+PROJECT_KEY = "mlp_lightning"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint (or .npz) that cannot be used; the message names the file and the problem."""
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, gradient or parameter; the message says where."""
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_torch_save(obj: dict[str, Any], path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def nonfinite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [
+        name
+        for name, t in state_dict.items()
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents, loaded with ``weights_only=True``; CheckpointError if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    data = path.read_bytes()
+    if not data:
+        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes): an interrupted copy?")
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        what = "truncated (an unfinished write or copy?)" if data[:4] == b"PK\x03\x04" else "not a checkpoint"
+        raise CheckpointError(f"checkpoint {str(path)!r} is {what}: torch.save's zip format was expected")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about old pickle protocols before refusing
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds objects other than tensors and plain values "
+            f"(refused unread, nothing in it was run): {str(err).splitlines()[-1][:200]}"
+        ) from None
+    except Exception as err:  # torch raises RuntimeError/EOFError/... for damaged archives
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged: {' '.join(str(err).split())[:200]}"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {type(ckpt).__name__}, not a Lightning checkpoint"
+        )
+    return ckpt
+
+
+def checkpoint_hparams(ckpt: dict[str, Any], path: Path) -> HParams:
+    """The run's hyperparameters as stored by this project, validated."""
+    section = ckpt.get(PROJECT_KEY)
+    if not isinstance(section, dict) or not isinstance(section.get("hparams"), dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was not written by this project's fit.py "
+            f"(no {PROJECT_KEY!r} section with the run's hyperparameters)"
+        )
+    stored = section["hparams"]
+    missing = sorted(set(hparam_names()) - set(stored))
+    unknown = sorted(set(stored) - set(hparam_names()))
+    if missing or unknown:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has different hyperparameters: missing {missing}, unknown {unknown}"
+        )
+    defaults = HParams()
+    for name, value in stored.items():
+        expected = type(getattr(defaults, name))
+        ok = type(value) is expected or (expected is float and type(value) is int)
+        if not ok:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {value!r}, "
+                f"not a plain {expected.__name__}"
+            )
+    try:
+        return validate(HParams(**stored))
+    except ConfigError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a bad hyperparameter: {err}") from None
+
+
+def check_weights(ckpt: dict[str, Any], hp: HParams, path: Path) -> None:
+    """The state_dict has exactly the MLP's parameters, in the shapes ``hp`` gives, all finite."""
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} has no state_dict (the model's weights)")
+    shapes = param_shapes(hp.dim, hp.hidden_dim, hp.num_classes)
+    params = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    if set(params) != set(PARAM_NAMES):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is for another architecture: parameters {sorted(params)}, "
+            f"expected {sorted(PARAM_NAMES)}"
+        )
+    for name in PARAM_NAMES:
+        tensor = params[name]
+        if not torch.is_tensor(tensor) or tuple(tensor.shape) != shapes[name]:
+            got = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: {name} has shape {got}, expected {shapes[name]} "
+                f"for dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}"
+            )
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds non-finite values in {bad}")
+
+
+def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
+    """Read and check a checkpoint to resume from; CheckpointError names what is wrong."""
+    ckpt = read_checkpoint(path)
+    hp = checkpoint_hparams(ckpt, path)
+    check_weights(ckpt, hp, path)
+    for key in ("loops", "optimizer_states", "callbacks"):
+        if key not in ckpt:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} lacks {key!r}: it holds weights, not a run to resume"
+            )
+    return ckpt, hp
+
+
+def finite_or_raise(values: dict[str, float], where: str) -> None:
+    bad = [name for name, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise DivergenceError(f"{where}: non-finite {', '.join(bad)}")

@@ -1,0 +1,86 @@
+"""What ``--resume`` points at: the newest run, a run directory, or a checkpoint file.
+
+A resumed run continues in its own run directory (and so its own TensorBoard run)
+with the hyperparameters it started with. Nothing here imports torch: a ``--resume``
+that names nothing usable is answered at once. Whatever goes wrong is an error that
+names the path; a resume never quietly becomes a fresh run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlp_lightning.hparams import ConfigError, hparam_names
+from mlp_lightning.runs import versions
+
+RESUME_NEWEST = "newest"  # what a bare ``--resume`` means
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+# hyperparameters a resumed run may change: more epochs extend it, nothing else can
+RESUME_MAY_CHANGE = frozenset({"max_epochs"})
+_VERSION = re.compile(r"version_(\d+)$")
+
+
+class ResumeError(ConfigError):
+    """``--resume`` names no usable run; the message names the path and what is missing."""
+
+
+@dataclass(frozen=True)
+class ResumeTarget:
+    checkpoint: Path
+    run_dir: Path  # <logdir>/<trainer>/version_<N>
+
+    @property
+    def logdir(self) -> Path:
+        return self.run_dir.parent.parent
+
+    @property
+    def version(self) -> int:
+        return int(_VERSION.match(self.run_dir.name).group(1))
+
+
+def resolve_resume(value: str, logdir: Path, trainer: str, filename: str = LAST_CHECKPOINT) -> ResumeTarget:
+    """The checkpoint and run directory that ``--resume value`` means for ``trainer``'s runs."""
+    if value == RESUME_NEWEST:
+        root = Path(logdir) / trainer
+        found = versions(root)
+        if not found:
+            raise ResumeError(f"--resume: there is no {trainer} run under {str(root)!r} to resume")
+        run_dir = root / f"version_{found[-1]}"
+        checkpoint = run_dir / CHECKPOINT_DIR / filename
+    else:
+        path = Path(value)
+        if path.is_dir():
+            run_dir, checkpoint = path, path / CHECKPOINT_DIR / filename
+        elif path.is_file():
+            run_dir, checkpoint = path.parent.parent, path
+            if path.parent.name != CHECKPOINT_DIR:
+                raise ResumeError(
+                    f"--resume {value!r} is not inside a run directory "
+                    f"(<logdir>/{trainer}/version_N/{CHECKPOINT_DIR}/): a run continues in its own directory"
+                )
+        else:
+            raise ResumeError(f"--resume {value!r} is neither a run directory nor a checkpoint file")
+    if not _VERSION.match(run_dir.name) or run_dir.parent.name != trainer:
+        raise ResumeError(
+            f"--resume: {str(run_dir)!r} is not a {trainer} run directory (<logdir>/{trainer}/version_N)"
+        )
+    if not checkpoint.is_file():
+        raise ResumeError(
+            f"--resume: run {str(run_dir)!r} has no checkpoint ({str(checkpoint)!r} is missing: "
+            "it stopped before its first save); start a new run instead"
+        )
+    return ResumeTarget(checkpoint=checkpoint, run_dir=run_dir)
+
+
+def check_resume_flags(given: Iterable[str]) -> None:
+    """Refuse hyperparameter flags beside ``--resume``: a resumed run keeps the ones it started with."""
+    fixed = sorted((set(given) & set(hparam_names())) - RESUME_MAY_CHANGE)
+    if fixed:
+        raise ResumeError(
+            f"--{fixed[0]} cannot be combined with --resume: a resumed run keeps the hyperparameters it "
+            "started with (only --max_epochs may change, to extend it)"
+        )

@@ -1,0 +1,150 @@
+"""The run's one resumable checkpoint, ``<run>/checkpoints/last.ckpt``: when it is saved, what it holds.
+
+Saved only at batch boundaries, where a resume continues exactly:
+- every ``--checkpoint_every_n_steps`` optimizer steps, and after the last epoch;
+- when SIGINT/SIGTERM arrived; the run then stops by raising ``RunInterrupted``.
+A boundary that ends an epoch is taken after the epoch's validation, at
+``on_train_epoch_end``: a checkpoint taken after the last batch but before
+validation would be resumed by Lightning 2.6 as a finished epoch, without its
+validation metrics.
+
+Lightning saves the weights, optimizer, loop counters and the training loader's
+position (``BatchOrder`` counts the batches handed out; the loader has a length, so
+Lightning fetches without prefetching and that count is the batches trained on).
+It does not save the torch RNG that dropout draws from, nor the torchmetrics sums
+of an epoch in progress: the ``mlp_lightning`` section carries them, and the run's
+hyperparameters as plain values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torchmetrics import Metric
+
+from mlp_lightning.checkpoints import (
+    FORMAT_VERSION,
+    PROJECT_KEY,
+    DivergenceError,
+    atomic_torch_save,
+    nonfinite_tensors,
+    read_checkpoint,
+)
+from mlp_lightning.interrupt import RunInterrupted, StopRequest
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, made atomic, finite-only and ``weights_only`` on load."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        bad = nonfinite_tensors(checkpoint["state_dict"])
+        if bad:
+            raise DivergenceError(
+                f"refusing to save a checkpoint with non-finite {', '.join(bad)} "
+                f"(epoch {checkpoint['epoch'] + 1}, step {checkpoint['global_step']})"
+            )
+        atomic_torch_save(checkpoint, Path(path))
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        # Lightning's own resume path ends here: never unpickle objects, whatever it asks
+        return read_checkpoint(Path(path))
+
+
+def metric_states(module: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    """The accumulated state of every torchmetrics metric in ``module`` (an epoch in progress)."""
+    return {
+        name: {"update_count": m.update_count, "states": _detach(m.metric_state)}
+        for name, m in module.named_modules()
+        if isinstance(m, Metric)
+    }
+
+
+def load_metric_states(module: torch.nn.Module, saved: dict[str, dict[str, Any]]) -> None:
+    metrics = {name: m for name, m in module.named_modules() if isinstance(m, Metric)}
+    for name, entry in saved.items():
+        metric = metrics[name]
+        for key, value in entry["states"].items():
+            if torch.is_tensor(value):
+                value = value.to(metric.device)
+            else:
+                value = [v.to(metric.device) for v in value]
+            setattr(metric, key, value)
+        metric._update_count = entry["update_count"]
+        metric._computed = None
+
+
+def _detach(states: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.detach().cpu().clone() if torch.is_tensor(v) else [t.detach().cpu().clone() for t in v]
+        for k, v in states.items()
+    }
+
+
+class RunCheckpoint(L.Callback):
+    """Saves ``path`` at the boundaries listed above; turns a stop request into a saved stop."""
+
+    def __init__(self, path: Path, hparams: dict[str, Any], every_n_steps: int, stop: StopRequest) -> None:
+        self.path, self.hparams, self.every_n_steps, self.stop = Path(path), hparams, every_n_steps, stop
+        self.saved_at: tuple[int, int] | None = None  # (0-based epoch, global step) of the last save
+        self.stopped = False  # True once a stop request has been honoured
+        self._to_restore: dict[str, Any] | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning installed its own SIGTERM handler just before this hook; ours decides
+        self.stop.install()
+        if self._to_restore is not None:
+            torch.set_rng_state(self._to_restore["torch_rng"])
+            if torch.cuda.is_available() and self._to_restore.get("cuda_rng"):
+                torch.cuda.set_rng_state_all(self._to_restore["cuda_rng"])
+            load_metric_states(pl_module, self._to_restore["metrics"])
+            self._to_restore = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # the epoch's last boundary comes after its validation
+        self._boundary(trainer, end_of_run=False)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        last_epoch = trainer.current_epoch + 1 >= trainer.max_epochs
+        self._boundary(trainer, end_of_run=last_epoch)
+
+    def _boundary(self, trainer: L.Trainer, end_of_run: bool) -> None:
+        due = self.every_n_steps > 0 and (
+            trainer.global_step - (self.saved_at[1] if self.saved_at else 0) >= self.every_n_steps
+        )
+        # a signal may reach one process of a multi-process run: all of them stop together
+        stop = trainer.strategy.reduce_boolean_decision(self.stop.requested, all=False)
+        if due or end_of_run or stop:
+            self.save(trainer)
+        if stop and not end_of_run:
+            self.stopped = True
+            raise RunInterrupted(self.stop.name or "a stop request")
+
+    def save(self, trainer: L.Trainer) -> None:
+        # checked on every rank, before the collective save, so no rank waits on one that failed
+        bad = nonfinite_tensors(dict(trainer.lightning_module.named_parameters()))
+        if bad:
+            raise DivergenceError(
+                f"training diverged by epoch {trainer.current_epoch + 1}, step {trainer.global_step}: "
+                f"non-finite {', '.join(bad)}; not saved over the last good checkpoint"
+            )
+        trainer.save_checkpoint(self.path)  # every rank must call it; rank 0 writes
+        self.saved_at = (trainer.current_epoch, trainer.global_step)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[PROJECT_KEY] = {
+            "format": FORMAT_VERSION,
+            "hparams": dict(self.hparams),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "metrics": metric_states(pl_module),
+            "stopped_by": self.stop.name,
+        }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        self._to_restore = checkpoint[PROJECT_KEY]
+        self.saved_at = (checkpoint["epoch"], checkpoint["global_step"])
