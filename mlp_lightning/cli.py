@@ -166,7 +166,26 @@ def validate_trainer(flags: TrainerFlags) -> TrainerFlags:
         )
     if flags.accelerator == "mps" and sys.platform != "darwin":
         raise ConfigError("--accelerator mps needs Apple silicon (allowed here: cpu, auto)")
+    _check_device_combination(flags)
     return dataclasses.replace(flags, devices=devices)
+
+
+def _check_device_combination(flags: TrainerFlags) -> None:
+    """Refuse what Lightning would swap for something else, or reject only after start-up."""
+    on_cpu = flags.accelerator == "cpu" or (
+        flags.accelerator == "auto" and not nvidia_gpu_present() and sys.platform != "darwin"
+    )
+    precision = str(flags.precision)
+    if on_cpu and precision in ("16-mixed", "16"):
+        # Lightning would warn and train in bf16-mixed instead
+        raise ConfigError(
+            f"--precision {precision} (float16 autocast) needs a CUDA GPU; on the CPU use bf16-mixed, "
+            "32-true or 64-true"
+        )
+    if flags.accelerator == "mps" and precision in ("64-true", "64"):
+        raise ConfigError(f"--precision {precision} needs float64, which mps lacks; use 32-true, bf16-mixed")
+    if on_cpu and flags.strategy == "fsdp":
+        raise ConfigError("--strategy fsdp needs a CUDA GPU; on the CPU use ddp, ddp_spawn or ddp_fork")
 
 
 def nvidia_gpu_present() -> bool:
