@@ -132,7 +132,8 @@ class RunCheckpoint(L.Callback):
                 f"training diverged by epoch {trainer.current_epoch + 1}, step {trainer.global_step}: "
                 f"non-finite {', '.join(bad)}; not saved over the last good checkpoint"
             )
-        trainer.save_checkpoint(self.path)  # every rank must call it; rank 0 writes
+        # every rank must call it, rank 0 writes; weights_only=False: the whole training state
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.saved_at = (trainer.current_epoch, trainer.global_step)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:

@@ -198,7 +198,8 @@ def _kept(checkpoint, run_dir: str) -> str:
     if checkpoint.saved_at is None:
         return "no checkpoint had been saved yet; nothing to resume"
     epoch, step = checkpoint.saved_at
+    # resuming would replay the same steps into the same divergence
     return (
-        f"the last good checkpoint (epoch {epoch + 1}, step {step}) is kept: {checkpoint.path}\n"
-        f"{resume_hint(PROG_PATH, run_dir)} (with a smaller --lr, start a new run)"
+        f"the last good checkpoint (epoch {epoch + 1}, step {step}) is kept: {checkpoint.path}; "
+        "to go on, start a new run with a smaller --lr"
     )
