@@ -31,10 +31,11 @@ from mlp_lightning.checkpoints import (
     PROJECT_KEY,
     DivergenceError,
     atomic_torch_save,
+    load_for_resume,
     nonfinite_tensors,
-    read_checkpoint,
 )
 from mlp_lightning.interrupt import RunInterrupted, StopRequest
+from mlp_lightning.rank_state import gather_rank_states, own_rank_state
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -50,8 +51,9 @@ class SafeCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(checkpoint, Path(path))
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict:
-        # Lightning's own resume path ends here: never unpickle objects, whatever it asks
-        return read_checkpoint(Path(path))
+        # Lightning's own resume path ends here: never unpickle objects, whatever it asks,
+        # and the same checks as the script's own (shapes, hyperparameters, finite weights)
+        return load_for_resume(Path(path))[0]
 
 
 def metric_states(module: torch.nn.Module) -> dict[str, dict[str, Any]]:
@@ -97,10 +99,11 @@ class RunCheckpoint(L.Callback):
         # Lightning installed its own SIGTERM handler just before this hook; ours decides
         self.stop.install()
         if self._to_restore is not None:
-            torch.set_rng_state(self._to_restore["torch_rng"])
+            own = own_rank_state(self._to_restore, trainer)  # under DDP each rank has its own
+            torch.set_rng_state(own["torch_rng"])
             if torch.cuda.is_available() and self._to_restore.get("cuda_rng"):
                 torch.cuda.set_rng_state_all(self._to_restore["cuda_rng"])
-            load_metric_states(pl_module, self._to_restore["metrics"])
+            load_metric_states(pl_module, own["metrics"])
             self._to_restore = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -143,6 +146,9 @@ class RunCheckpoint(L.Callback):
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "metrics": metric_states(pl_module),
+            "ranks": gather_rank_states(
+                trainer, {"torch_rng": torch.get_rng_state(), "metrics": metric_states(pl_module)}
+            ),
             "stopped_by": self.stop.name,
         }
 

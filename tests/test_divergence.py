@@ -1,0 +1,101 @@
+"""A diverging run stops before the poisoned optimizer step and keeps its last good checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from mlp_lightning.cli import parse_fit_args
+from mlp_lightning.train_lightning import fit
+from tests.conftest import read_scalars
+
+SMALL = ("--accelerator", "cpu", "--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
+STEPS_PER_EPOCH = 4
+
+
+class Record(L.Callback):
+    """Keeps every weight the optimizer produced and every checkpoint step, to check after the run."""
+
+    def __init__(self) -> None:
+        self.weights: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        self.weights.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
+class PoisonGradient(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        if trainer.global_step + 1 == self.step:
+            pl_module.model.W2.grad[0, 0] = float("inf")
+
+
+def run(logdir, *flags, callbacks=()) -> int:
+    return fit(parse_fit_args(["--logdir", str(logdir), *SMALL, *flags]), callbacks=callbacks)
+
+
+def last_checkpoint(logdir) -> dict:
+    path = logdir / "lightning" / "version_0" / "checkpoints" / "last.ckpt"
+    return torch.load(path, weights_only=True)
+
+
+def test_huge_learning_rate_stops_before_the_step_with_epoch_and_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, capsys
+):
+    record = Record()
+    assert run(tmp_path, "--lr", "1e6", "--checkpoint_every_n_steps", "1", callbacks=[record]) == 1
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if "diverged" in line)
+    steps_done = len(record.weights)
+    epoch = steps_done // STEPS_PER_EPOCH + 1
+    assert f"training diverged at epoch {epoch}, step {steps_done + 1}: non-finite loss" in line
+    assert "stopped before the optimizer step" in line and "--lr" in line
+    saved_epoch = (steps_done - 1) // STEPS_PER_EPOCH + 1  # the epoch its last step belongs to
+    assert f"the last good checkpoint (epoch {saved_epoch}, step {steps_done})" in err
+    assert "Traceback" not in err
+    ckpt = last_checkpoint(tmp_path)
+    assert ckpt["global_step"] == steps_done  # saved after the last step that was taken
+    for name, value in ckpt["state_dict"].items():
+        assert torch.isfinite(value).all(), name
+        assert torch.equal(value, record.weights[-1][name]), name
+    # the epochs that finished are logged, the one that diverged is not
+    assert len(read_scalars(tmp_path / "lightning" / "version_0").get("val/loss", [])) == epoch - 1
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_is_caught_and_names_the_parameter(tmp_path, capsys):
+    record = Record()
+    assert run(tmp_path, "--checkpoint_every_n_steps", "2", callbacks=[record, PoisonGradient(step=6)]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged at epoch 2, step 6: non-finite gradient of model.W2" in err
+    assert "non-finite loss" not in err
+    assert len(record.weights) == 5  # step 6 was never taken
+    ckpt = last_checkpoint(tmp_path)
+    assert ckpt["global_step"] == 4  # the periodic save before, kept
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_weights_poisoned_by_a_step_never_reach_a_checkpoint(tmp_path, capsys, monkeypatch):
+    """An update that overflows the weights with finite gradients: the save refuses them."""
+    steps = []
+    original_step = torch.optim.SGD.step
+
+    def poisoning_step(self, *args, **kwargs):
+        result = original_step(self, *args, **kwargs)
+        steps.append(1)
+        if len(steps) == 3:
+            with torch.no_grad():
+                self.param_groups[1]["params"][0][0] = math.nan  # b1
+        return result
+
+    monkeypatch.setattr(torch.optim.SGD, "step", poisoning_step)
+    assert run(tmp_path, "--checkpoint_every_n_steps", "1") == 1
+    err = capsys.readouterr().err
+    assert "training diverged by epoch 1, step 3: non-finite model.b1" in err
+    assert "not saved over the last good checkpoint" in err
+    ckpt = last_checkpoint(tmp_path)
+    assert ckpt["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
