@@ -1,0 +1,82 @@
+"""Drive the twin and the Lightning module one optimizer step at a time; report where they part.
+
+``python scripts/parity_steps.py --help``. Takes the trainers' hyperparameter flags
+(``--dropout`` must be 0 here, and is by default) and exits 1 if the parameters
+differ by more than ``--tolerance`` after some step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import NoReturn, get_type_hints
+
+from mlp_lightning.hparams import ConfigError, HParams, validate
+
+PROG = "parity_steps.py"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the trainers' flags do
+        fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    types = get_type_hints(HParams)
+    for f in dataclasses.fields(HParams):
+        default = 0.0 if f.name == "dropout" else f.default
+        parser.add_argument(f"--{f.name}", type=types[f.name], default=default, help=f.metadata["help"])
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: all max_epochs)")
+    parser.add_argument("--every", type=int, default=10, help="print every N-th step (and any divergence)")
+    parser.add_argument("--float64", action="store_true", help="run both sides in double precision")
+    parser.add_argument("--tolerance", type=float, default=None, help="default 1e-6, or 1e-12 with --float64")
+    ns = parser.parse_args(argv)
+    for name in ("steps", "every"):
+        if getattr(ns, name) is not None and getattr(ns, name) < 1:
+            fail(f"--{name} must be a positive integer, got {getattr(ns, name)}")
+    if ns.tolerance is not None and not ns.tolerance > 0:
+        fail(f"--tolerance must be a number > 0, got {ns.tolerance}")
+    try:
+        hp = validate(HParams(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(HParams)}))
+        if hp.dropout != 0:
+            raise ConfigError(
+                f"--dropout must be 0 for step parity (the trainers draw different masks), got {hp.dropout}"
+            )
+    except ConfigError as err:
+        fail(str(err))
+    return hp, ns
+
+
+def main(argv: list[str] | None = None) -> int:
+    hp, ns = parse_args(argv)
+    import numpy as np
+
+    from mlp_lightning.compare import WEIGHT_TOLERANCE
+    from mlp_lightning.data import BatchOrder
+    from mlp_lightning.parity import step_parity
+
+    tolerance = ns.tolerance if ns.tolerance is not None else (1e-12 if ns.float64 else WEIGHT_TOLERANCE)
+    dtype = np.float64 if ns.float64 else np.float32
+    report = step_parity(hp, ns.steps, dtype, tolerance, stop_at_divergence=True)
+    per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
+    print(f"{'step':>6} {'epoch':>5} {'batch':>5} {'max|dparam|':>12} {'param':>5} {'|dloss|':>10}")
+    for s in range(report.steps):
+        if (s + 1) % ns.every == 0 or s == 0 or s + 1 == report.first_divergence:
+            epoch, batch = divmod(s, per_epoch)
+            print(
+                f"{s + 1:>6} {epoch + 1:>5} {batch + 1:>5} {report.max_param_diff[s]:>12.3e} "
+                f"{report.worst_param[s]:>5} {report.loss_diff[s]:>10.3e}"
+            )
+    print(report.summary())
+    return 1 if report.first_divergence is not None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
