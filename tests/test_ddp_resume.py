@@ -1,0 +1,50 @@
+"""An interrupted two-process DDP run, resumed, ends exactly where the uninterrupted one does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlp_lightning.checkpoints import PROJECT_KEY
+from tests.conftest import read_scalars
+from tests.ddp_launch import REPO, fit_cmd, launch
+
+pytestmark = pytest.mark.slow  # three 2-process launches: ~15 s each on 2 cores
+
+# 100 points -> 77 train: per epoch 2 global batches of 2 x 16 and a last one of 13 (6 / 7),
+# so the ranks draw different numbers of dropout bits and hold different metric sums
+DDP = ["--accelerator=cpu", "--devices=2", "--strategy=ddp"]
+HP = ["--n_per_class=50", "--val_fraction=0.23", "--batch_size=16", "--max_epochs=3"]
+STOP_AT_STEP = 5  # mid-epoch 2: a resume must restore each rank's RNG and metric sums
+
+
+def last_checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def checked_launch(cmd: list[str], expected_code: int, **env: str) -> str:
+    code, stdout, stderr, survivors = launch(cmd, timeout=180, env=env)
+    assert code == expected_code, stderr[-3000:]
+    assert survivors == [], f"processes outlived the run: {survivors}"
+    return stdout
+
+
+def test_interrupted_ddp_run_resumes_to_the_uninterrupted_result(tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    checked_launch(fit_cmd(*DDP[1:], *HP, f"--logdir={whole}"), 0)
+    driver = [sys.executable, str(REPO / "tests" / "ddp_stop_at_step.py")]
+    checked_launch([*driver, *DDP, *HP, f"--logdir={parts}"], 143, STOP_AT_STEP=str(STOP_AT_STEP))
+    run_dir = parts / "lightning" / "version_0"
+    assert last_checkpoint(run_dir)["global_step"] == STOP_AT_STEP
+    checked_launch(fit_cmd(*DDP[1:], f"--resume={run_dir}"), 0)
+
+    a, b = last_checkpoint(whole / "lightning" / "version_0"), last_checkpoint(run_dir)
+    assert a["global_step"] == b["global_step"] == 9
+    for name in a["state_dict"]:
+        assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
+    assert torch.equal(a[PROJECT_KEY]["torch_rng"], b[PROJECT_KEY]["torch_rng"])
+    # every logged value, the interrupted epoch's training metrics included
+    assert read_scalars(whole / "lightning" / "version_0") == read_scalars(run_dir)
