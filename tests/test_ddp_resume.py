@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from mlp_lightning.checkpoints import PROJECT_KEY
+from mlp_lightning.rank_state import own_rank_state
+from mlp_lightning.resume import ResumeError
 from tests.conftest import read_scalars
 from tests.ddp_launch import REPO, fit_cmd, launch
-
-pytestmark = pytest.mark.slow  # three 2-process launches: ~15 s each on 2 cores
 
 # 100 points -> 77 train: per epoch 2 global batches of 2 x 16 and a last one of 13 (6 / 7),
 # so the ranks draw different numbers of dropout bits and hold different metric sums
@@ -32,6 +33,24 @@ def checked_launch(cmd: list[str], expected_code: int, **env: str) -> str:
     return stdout
 
 
+def test_each_rank_takes_back_its_own_state():
+    saved = {"ranks": [{"torch_rng": "rng of rank 0"}, {"torch_rng": "rng of rank 1"}]}
+    trainer = SimpleNamespace(world_size=2, global_rank=1)
+    assert own_rank_state(saved, trainer) == {"torch_rng": "rng of rank 1"}
+
+
+def test_a_checkpoint_without_ranks_is_one_process_state():
+    saved = {"torch_rng": "rng", "metrics": {}}
+    assert own_rank_state(saved, SimpleNamespace(world_size=1, global_rank=0)) is saved
+
+
+def test_resume_on_another_number_of_processes_is_refused():
+    saved = {"ranks": [{}, {}]}
+    with pytest.raises(ResumeError, match=r"trained by 2 process\(es\) and this launch has 1"):
+        own_rank_state(saved, SimpleNamespace(world_size=1, global_rank=0))
+
+
+@pytest.mark.slow  # three 2-process launches: ~15 s each on 2 cores
 def test_interrupted_ddp_run_resumes_to_the_uninterrupted_result(tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     checked_launch(fit_cmd(*DDP[1:], *HP, f"--logdir={whole}"), 0)
