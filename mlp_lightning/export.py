@@ -67,12 +67,16 @@ def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
 
 def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
     """W1, b1, W2, b2 of a Lightning checkpoint, as NumPy arrays in the twin's layout."""
+    import pickle
+
     import torch
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as err:
-        raise WeightsError(f"cannot read {path} as a Lightning checkpoint: {err}") from None
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        # torch's messages run to many lines; the first says what went wrong
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"cannot read {path} as a Lightning checkpoint: {first}") from None
     state = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
     weights = {
         key.removeprefix(STATE_PREFIX): tensor.detach().cpu().numpy().copy()

@@ -1,0 +1,58 @@
+"""Move weights between the trainers: ``python scripts/export_weights.py SRC DST``.
+
+SRC ``.ckpt`` (or a Lightning run directory: its ``checkpoints/last.ckpt``) and DST
+``.npz`` export a Lightning checkpoint to the NumPy twin's format; SRC ``.npz`` and
+DST ``.ckpt`` write a checkpoint that ``MLPClassifier.load_from_checkpoint`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+PROG = "export_weights.py"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the trainers' flags do
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("src", type=Path, help="a .ckpt, a Lightning run directory, or a .npz")
+    parser.add_argument("dst", type=Path, help=".npz for a checkpoint source, .ckpt for a .npz source")
+    args = parser.parse_args(argv)
+    if args.src.is_dir():
+        args.src = args.src / "checkpoints" / "last.ckpt"
+    pair = (args.src.suffix, args.dst.suffix)
+    if pair not in ((".ckpt", ".npz"), (".npz", ".ckpt")):
+        parser.error(
+            f"SRC and DST must be .ckpt -> .npz or .npz -> .ckpt, got {pair[0] or '?'} -> {pair[1] or '?'}"
+        )
+    if not args.src.is_file():
+        parser.error(f"SRC {str(args.src)!r} is not a file")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from mlp_lightning.export import WeightsError, checkpoint_to_npz, load_npz, save_checkpoint
+
+    try:
+        if args.src.suffix == ".ckpt":
+            checkpoint_to_npz(args.src, args.dst)
+        else:
+            save_checkpoint(load_npz(args.src), args.dst)
+    except WeightsError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
