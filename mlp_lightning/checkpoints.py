@@ -12,10 +12,7 @@ paying for that import).
 from __future__ import annotations
 
 import io
-import math
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,36 +20,18 @@ from typing import Any
 
 import torch
 
-from mlp_lightning.hparams import ConfigError, HParams, hparam_names, validate
+from mlp_lightning.hparams import HParams
+from mlp_lightning.safe_files import (  # noqa: F401 (re-exported: the Lightning side imports them here)
+    CheckpointError,
+    DivergenceError,
+    atomic_write_bytes,
+    stored_hparams,
+)
 from mlp_lightning.weights import PARAM_NAMES, param_shapes
 
 # the callback's section of the checkpoint: what Lightning itself does not save
 PROJECT_KEY = "mlp_lightning"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint (or .npz) that cannot be used; the message names the file and the problem."""
-
-
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss, gradient or parameter; the message says where."""
-
-
-def atomic_write_bytes(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_torch_save(obj: dict[str, Any], path: Path) -> None:
@@ -109,26 +88,7 @@ def checkpoint_hparams(ckpt: dict[str, Any], path: Path) -> HParams:
             f"checkpoint {str(path)!r} was not written by this project's fit.py "
             f"(no {PROJECT_KEY!r} section with the run's hyperparameters)"
         )
-    stored = section["hparams"]
-    missing = sorted(set(hparam_names()) - set(stored))
-    unknown = sorted(set(stored) - set(hparam_names()))
-    if missing or unknown:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} has different hyperparameters: missing {missing}, unknown {unknown}"
-        )
-    defaults = HParams()
-    for name, value in stored.items():
-        expected = type(getattr(defaults, name))
-        ok = type(value) is expected or (expected is float and type(value) is int)
-        if not ok:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {value!r}, "
-                f"not a plain {expected.__name__}"
-            )
-    try:
-        return validate(HParams(**stored))
-    except ConfigError as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a bad hyperparameter: {err}") from None
+    return stored_hparams(section["hparams"], path)
 
 
 def check_weights(ckpt: dict[str, Any], hp: HParams, path: Path) -> None:
@@ -167,9 +127,3 @@ def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
                 f"checkpoint {str(path)!r} lacks {key!r}: it holds weights, not a run to resume"
             )
     return ckpt, hp
-
-
-def finite_or_raise(values: dict[str, float], where: str) -> None:
-    bad = [name for name, v in values.items() if not math.isfinite(v)]
-    if bad:
-        raise DivergenceError(f"{where}: non-finite {', '.join(bad)}")

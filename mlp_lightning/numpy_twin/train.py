@@ -9,6 +9,8 @@ torchmetrics keeps them on the Lightning side.
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,16 +20,21 @@ import numpy as np
 
 from mlp_lightning.cli import RunArgs
 from mlp_lightning.data import EVAL_CHUNK, BatchOrder, eval_chunks, load_splits
-from mlp_lightning.hparams import HParams
+from mlp_lightning.hparams import ConfigError, HParams
+from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.numpy_twin import model as twin
+from mlp_lightning.numpy_twin.checkpoint import CHECKPOINT_FILE, Checkpointer, TwinState, load_resume
 from mlp_lightning.numpy_twin.model import Cache, Params
 from mlp_lightning.report import epoch_line, final_report, should_report
+from mlp_lightning.resume import CHECKPOINT_DIR
 from mlp_lightning.runs import claim_run_dir
+from mlp_lightning.safe_files import DivergenceError
 from mlp_lightning.seeds import numpy_dropout_rng
 from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.weights import init_weights
 
 TRAINER_NAME = "numpy"
+PROG = "baseline_numpy.py"
 _f32 = np.float32
 
 
@@ -89,8 +96,20 @@ def train_step(
     correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
     loss, dlogits = twin.cross_entropy(logits, y)
     twin.backward(dlogits, cache, params, grads=ws.grads)
+    refuse_non_finite(loss, ws.grads)  # before the update, so the weights stay good
     twin.sgd_update(params, ws.grads, hp.lr, hp.weight_decay, scratch=ws.scratch)
     return loss, correct
+
+
+def refuse_non_finite(loss: np.float32, grads: Params) -> None:
+    """Raise DivergenceError naming the non-finite loss or gradients."""
+    # one cheap sum first; the exact check runs only when it fails (or merely overflowed)
+    if math.isfinite(loss) and math.isfinite(sum(float(g.sum()) for g in grads.values())):
+        return
+    bad = ["loss"] if not math.isfinite(loss) else []
+    bad += [f"gradient of {name}" for name, g in grads.items() if not np.isfinite(g).all()]
+    if bad:
+        raise DivergenceError(f"non-finite {', '.join(bad)} (loss {float(loss):g})")
 
 
 def evaluate(
@@ -110,30 +129,62 @@ def train(
     hp: HParams,
     on_step: Callable[[], None] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    resume: TwinState | None = None,
+    on_boundary: Callable[[int, int | None, Callable[[], TwinState]], None] | None = None,
 ) -> Params:
-    """Train from the shared initial weights; ``on_epoch(epoch, metrics)`` after each (0-based) epoch."""
+    """Train from the shared initial weights; ``on_epoch(epoch, metrics)`` after each (0-based) epoch.
+
+    ``resume`` continues a saved state exactly. ``on_boundary(step, finished_epoch, snapshot)``
+    runs between steps (``finished_epoch`` is None inside an epoch) and may save ``snapshot()``.
+    """
     Xtr, ytr, Xva, yva = load_splits(hp)
     params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
     order = BatchOrder(len(Xtr), hp.batch_size, hp.seed)
     rng = numpy_dropout_rng(hp.seed)
+    mean, step, first_epoch = RunningMean(), 0, 0
+    if resume is not None:
+        params = {name: value.copy() for name, value in resume.params.items()}
+        order.load_state_dict(resume.order)
+        rng.bit_generator.state = resume.rng
+        mean = RunningMean(resume.sums["loss_sum"], resume.sums["weight"], **resume.counts)
+        step, first_epoch = resume.step, resume.epochs_done
     train_ws = Workspace.allocate(hp.batch_size, params)
     eval_cache = empty_cache(min(len(Xva), EVAL_CHUNK), *params["W1"].shape)
-    for epoch in range(hp.max_epochs):
+
+    def snapshot() -> TwinState:
+        sums = {"loss_sum": mean.loss_sum, "weight": mean.weight}
+        counts = {"correct": mean.correct, "seen": mean.seen}
+        return TwinState(hp, params, order.state_dict(), rng.bit_generator.state, sums, counts, step)
+
+    for epoch in range(first_epoch, hp.max_epochs):
         order.set_epoch(epoch)
-        mean = RunningMean()
+        if resume is None or epoch != resume.order["epoch"]:  # else: the interrupted epoch's sums go on
+            mean = RunningMean()
+        n_batches = len(order)
         for idx in order:
             B = len(idx)
             xb = np.take(Xtr, idx, axis=0, out=train_ws.xb[:B])
             yb = np.take(ytr, idx, out=train_ws.yb[:B])
-            loss, correct = train_step(params, xb, yb, hp, rng, train_ws)
+            try:
+                loss, correct = train_step(params, xb, yb, hp, rng, train_ws)
+            except DivergenceError as err:
+                raise DivergenceError(
+                    f"training diverged at epoch {epoch + 1}, step {step + 1}: {err}; stopped before "
+                    f"the update (try a smaller --lr, now {hp.lr:g})"
+                ) from None
             mean.update(loss, correct, B)
+            step += 1
             if on_step is not None:
                 on_step()
+            if on_boundary is not None and order.batches_done < n_batches:
+                on_boundary(step, None, snapshot)
         train_loss, train_acc = mean.compute()
         val_loss, val_acc = evaluate(params, Xva, yva, eval_cache)
         if on_epoch is not None:
             metrics = {TRAIN_LOSS: train_loss, TRAIN_ACC: train_acc, VAL_LOSS: val_loss, VAL_ACC: val_acc}
             on_epoch(epoch, metrics)
+        if on_boundary is not None:
+            on_boundary(step, epoch, snapshot)
     return params
 
 
@@ -147,14 +198,30 @@ def fit(args: RunArgs) -> int:
     import yaml
     from tqdm import tqdm
 
+    from mlp_lightning.cli import fail
     from mlp_lightning.numpy_twin.events import EventWriter
 
-    hp = args.hp
-    run_dir, version = claim_run_dir(args.logdir, TRAINER_NAME)
+    hp, resume, logdir = args.hp, None, args.logdir
+    if args.resume is not None:
+        try:
+            resume, target = load_resume(args, TRAINER_NAME)
+        except ConfigError as err:
+            fail(PROG, str(err))
+        hp, run_dir, version, logdir = resume.hp, target.run_dir, target.version, target.logdir
+        if resume.epochs_done >= hp.max_epochs:
+            print(f"run {run_dir} already finished its {resume.epochs_done} epochs: nothing to resume")
+            return 0
+    else:
+        run_dir, version = claim_run_dir(args.logdir, TRAINER_NAME)
     (run_dir / "hparams.yaml").write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
     events = EventWriter(run_dir, hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}")
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
     bar = tqdm(total=hp.max_epochs * steps_per_epoch, unit="step", dynamic_ncols=True, leave=False)
+    bar.update(resume.step if resume else 0)
+    checkpoint = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    stop = StopRequest().install()  # Ctrl-C/SIGTERM: stop at the next step boundary
+    saved = resume.step if resume else None
+    saver = Checkpointer(checkpoint, args.checkpoint_every_n_steps, hp.max_epochs, stop, saved)
     last: dict[str, float] = {}
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -167,13 +234,32 @@ def fit(args: RunArgs) -> int:
 
     start = time.perf_counter()
     try:
-        params = train(hp, on_step=bar.update, on_epoch=on_epoch)
+        params = train(hp, on_step=bar.update, on_epoch=on_epoch, resume=resume, on_boundary=saver)
+    except RunInterrupted:
+        events.close("STATUS_RUNNING")  # not over: its resume writes the end
+        bar.close()
+        print(
+            f"{PROG}: stopped by {stop.name} after step {saver.saved_step}; checkpoint: {checkpoint}\n"
+            f"{resume_hint('scripts/baseline_numpy.py', run_dir)}",
+            file=sys.stderr,
+        )
+        return stop.exit_code
+    except DivergenceError as err:
+        events.close("STATUS_FAILURE")
+        bar.close()
+        kept = f"the last good checkpoint (step {saver.saved_step}) is kept: {checkpoint}"
+        print(
+            f"{PROG}: {err}\n{kept if saver.saved_step else 'no checkpoint was saved'}",
+            file=sys.stderr,
+        )
+        return 1
     except BaseException:
-        events.close("STATUS_ABORTED")
+        events.close("STATUS_FAILURE")
         raise
     finally:
         bar.close()
+        stop.restore()
     save_weights(params, run_dir / "weights.npz")
     events.close()
-    print(final_report(last, run_dir, args.logdir, time.perf_counter() - start))
+    print(final_report(last, run_dir, logdir, time.perf_counter() - start))
     return 0

@@ -1,0 +1,167 @@
+"""The twin's resumable state, ``<run>/checkpoints/last.npz``: plain arrays, read with allow_pickle=False.
+
+It holds everything the next step depends on: W1, b1, W2, b2; the batch order's
+position; the dropout generator's state; the epoch's running loss and accuracy
+sums; the global step; and the run's hyperparameters. Non-array values travel as
+one JSON string (a unicode array), so nothing in the file is a pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlp_lightning.hparams import HParams
+from mlp_lightning.interrupt import RunInterrupted, StopRequest
+from mlp_lightning.resume import ResumeError, ResumeTarget, resolve_resume
+from mlp_lightning.safe_files import CheckpointError, DivergenceError, atomic_write_bytes, stored_hparams
+from mlp_lightning.weights import PARAM_NAMES, param_shapes
+
+CHECKPOINT_FILE = "last.npz"
+FORMAT_VERSION = 1
+_SUMS = ("loss_sum", "weight")  # the running mean's float32 sums, kept bit-exact as arrays
+
+
+@dataclass
+class TwinState:
+    """What ``train`` needs to continue exactly where a run stopped."""
+
+    hp: HParams
+    params: dict[str, np.ndarray]
+    order: dict[str, int]  # BatchOrder.state_dict()
+    rng: dict[str, Any]  # np.random.Generator.bit_generator.state
+    sums: dict[str, np.float32]  # RunningMean's loss_sum and weight
+    counts: dict[str, int]  # RunningMean's correct and seen
+    step: int
+
+    @property
+    def epochs_done(self) -> int:
+        steps_per_epoch = -(-self.hp.n_train // self.hp.batch_size)  # one process: ceil(n / B)
+        return self.order["epoch"] + (1 if self.order["batches_done"] >= steps_per_epoch else 0)
+
+
+def save_state(state: TwinState, path: Path) -> None:
+    """Write ``state`` atomically; refuses non-finite weights so no file ever holds one."""
+    bad = [name for name, value in state.params.items() if not np.isfinite(value).all()]
+    if bad:
+        raise DivergenceError(
+            f"training diverged by step {state.step}: non-finite {', '.join(bad)}; "
+            "not saved over the last good checkpoint"
+        )
+    meta = {
+        "format": FORMAT_VERSION,
+        "hparams": state.hp.as_dict(),
+        "order": state.order,
+        "rng": state.rng,
+        "counts": state.counts,
+        "step": state.step,
+    }
+    arrays = {name: np.ascontiguousarray(state.params[name], dtype=np.float32) for name in PARAM_NAMES}
+    arrays.update({k: np.asarray(state.sums[k], dtype=np.float32) for k in _SUMS})
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def load_state(path: Path) -> TwinState:
+    """Read and check a twin checkpoint; CheckpointError names the file and what is wrong."""
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {name!r} does not exist")
+    data = path.read_bytes()
+    if not data:
+        raise CheckpointError(f"checkpoint {name!r} is empty (0 bytes): an interrupted copy?")
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        what = "truncated (an unfinished write or copy?)" if data[:4] == b"PK\x03\x04" else "not a checkpoint"
+        raise CheckpointError(f"checkpoint {name!r} is {what}: an .npz (zip) archive was expected")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise CheckpointError(
+                f"checkpoint {name!r} holds pickled objects (refused unread, nothing in it was run)"
+            ) from None
+        raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
+    except Exception as err:  # zipfile/zlib errors for a damaged member
+        raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
+    expected = {"meta", *PARAM_NAMES, *_SUMS}
+    if set(arrays) != expected:
+        raise CheckpointError(
+            f"checkpoint {name!r} is for another architecture or trainer: arrays {sorted(arrays)}, "
+            f"expected {sorted(expected)}"
+        )
+    try:
+        meta = json.loads(str(arrays["meta"][()]))
+        hp = stored_hparams(meta["hparams"], path)
+        state = TwinState(
+            hp=hp,
+            params={k: arrays[k] for k in PARAM_NAMES},
+            order={"epoch": int(meta["order"]["epoch"]), "batches_done": int(meta["order"]["batches_done"])},
+            rng=meta["rng"],
+            sums={k: np.float32(arrays[k]) for k in _SUMS},
+            counts={"correct": int(meta["counts"]["correct"]), "seen": int(meta["counts"]["seen"])},
+            step=int(meta["step"]),
+        )
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {name!r} has a damaged 'meta' entry: {err!r}"[:300]) from None
+    _check_params(state, name)
+    return state
+
+
+def _check_params(state: TwinState, name: str) -> None:
+    hp = state.hp
+    shapes = param_shapes(hp.dim, hp.hidden_dim, hp.num_classes)
+    for key in PARAM_NAMES:
+        value = state.params[key]
+        if value.shape != shapes[key] or value.dtype != np.float32:
+            raise CheckpointError(
+                f"checkpoint {name!r}: {key} is {value.dtype} {value.shape}, expected float32 {shapes[key]} "
+                f"for dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}"
+            )
+        if not np.isfinite(value).all():
+            raise CheckpointError(f"checkpoint {name!r} holds non-finite values in {key}")
+
+
+def load_resume(args, trainer: str) -> tuple[TwinState, ResumeTarget]:
+    """The state ``--resume`` names, checked, with ``--max_epochs`` applied if given (to extend the run)."""
+    target = resolve_resume(args.resume, args.logdir, trainer, CHECKPOINT_FILE)
+    state = load_state(target.checkpoint)
+    if "max_epochs" in args.given:
+        if args.hp.max_epochs < state.epochs_done:
+            raise ResumeError(
+                f"--max_epochs {args.hp.max_epochs} is fewer than the {state.epochs_done} epochs "
+                f"run {str(target.run_dir)!r} has already trained"
+            )
+        state.hp = dataclasses.replace(state.hp, max_epochs=args.hp.max_epochs)
+    return state, target
+
+
+class Checkpointer:
+    """``train``'s boundary hook: saves at a stop request (then raises RunInterrupted),
+    every ``every_n_steps`` steps and after the last epoch."""
+
+    def __init__(self, path: Path, every_n_steps: int, max_epochs: int, stop: StopRequest, saved: int | None):
+        self.path, self.every_n_steps, self.stop = Path(path), every_n_steps, stop
+        self.max_epochs = max_epochs
+        self.saved_step = saved  # global step of the last save, None before the first
+
+    def __call__(self, step: int, finished_epoch: int | None, snapshot: Callable[[], TwinState]) -> None:
+        end_of_run = finished_epoch is not None and finished_epoch + 1 >= self.max_epochs
+        due = self.every_n_steps > 0 and step - (self.saved_step or 0) >= self.every_n_steps
+        if due or end_of_run or self.stop.requested:
+            save_state(snapshot(), self.path)
+            self.saved_step = step
+        if self.stop.requested and not end_of_run:
+            raise RunInterrupted(self.stop.name)

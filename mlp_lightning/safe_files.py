@@ -1,0 +1,64 @@
+"""Files a run writes and reads back, without torch: atomic writes, stored hyperparameters, errors.
+
+Both trainers use these; the NumPy twin imports no torch, so they live here rather
+than beside the torch checkpoint code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from mlp_lightning.hparams import ConfigError, HParams, hparam_names, validate
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint (or .npz) that cannot be used; the message names the file and the problem."""
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, gradient or parameter; the message says where."""
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def stored_hparams(stored: object, path: Path) -> HParams:
+    """The hyperparameters a checkpoint stores, as plain values; validated like the command line's."""
+    if not isinstance(stored, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} stores its hyperparameters as a {type(stored).__name__}"
+        )
+    missing = sorted(set(hparam_names()) - set(stored))
+    unknown = sorted(set(stored) - set(hparam_names()))
+    if missing or unknown:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has different hyperparameters: missing {missing}, unknown {unknown}"
+        )
+    defaults = HParams()
+    for name, value in stored.items():
+        expected = type(getattr(defaults, name))
+        ok = type(value) is expected or (expected is float and type(value) is int)
+        if not ok:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {value!r}, "
+                f"not a plain {expected.__name__}"
+            )
+    try:
+        return validate(HParams(**stored))
+    except ConfigError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a bad hyperparameter: {err}") from None
