@@ -43,13 +43,13 @@ def get_json(port: int, path: str, **query: str):
         return json.load(response)
 
 
-def wait_for_runs(server: subprocess.Popen, port: int, runs: set[str]) -> list[str]:
+def wait_for_runs(server: subprocess.Popen, port: int, runs: set[str], log: Path) -> list[str]:
     """Poll /data/runs until every run is listed; fail (not hang) if the server dies or is slow."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     listed: list[str] = []
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"tensorboard exited with code {server.returncode}: {server.stderr.read()[-2000:]}")
+            pytest.fail(f"tensorboard exited with code {server.returncode}: {log.read_text()[-2000:]}")
         try:
             listed = get_json(port, "/data/runs")
             if runs <= set(listed):
@@ -82,11 +82,11 @@ def test_tensorboard_serves_both_runs_with_the_same_tags_steps_and_values(tmp_pa
     written = {f"{d.parent.name}/{d.name}": event_file_scalars(d) for d in run_dirs}
     assert set(written) == {"numpy/version_0", "lightning/version_0"}
     port = free_port()
-    server = subprocess.Popen(
-        tensorboard_command(logdir, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    log = tmp_path / "tensorboard.log"  # a file, not a pipe: a full pipe would stall the server
+    with open(log, "w") as out:
+        server = subprocess.Popen(tensorboard_command(logdir, port), stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for_runs(server, port, set(written))
+        wait_for_runs(server, port, set(written), log)
         tags = get_json(port, "/data/plugin/scalars/tags")
         served = {
             run: {
