@@ -87,9 +87,9 @@ class Resumed:
 
 def load_resume(args: RunArgs) -> Resumed:
     """The run ``--resume`` names, checked; CheckpointError/ResumeError say what is wrong."""
+    target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)  # before paying for torch
     from mlp_lightning.checkpoints import load_for_resume
 
-    target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)
     ckpt, hp = load_for_resume(target.checkpoint)
     epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     if "max_epochs" in args.given:
