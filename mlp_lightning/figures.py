@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mlp_lightning.compare import Run
+from mlp_lightning.compare import Run, max_differences
 from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 
 # weights, X (N, D) -> logits (N, C)
 Forward = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
 
 _RUN_COLORS = ("tab:blue", "tab:orange")
+# run A wide and pale under run B: where the twins agree, B's line runs inside A's
+_RUN_LINEWIDTHS = (5.0, 1.5)
+_RUN_ALPHAS = (0.4, 1.0)
 GRID_POINTS = 200  # per axis of the decision-boundary grid
 
 
@@ -51,10 +54,11 @@ def comparison_figure(
     for (label, train_tag, val_tag), ax in zip(
         (("loss", TRAIN_LOSS, VAL_LOSS), ("accuracy", TRAIN_ACC, VAL_ACC)), axes[0], strict=True
     ):
-        for run, color in zip(runs, _RUN_COLORS, strict=True):
+        for run, color, lw, alpha in zip(runs, _RUN_COLORS, _RUN_LINEWIDTHS, _RUN_ALPHAS, strict=True):
             epochs = np.arange(1, len(run.steps) + 1)
-            ax.plot(epochs, run.scalars[train_tag], color=color, label=f"{run.name} train")
-            ax.plot(epochs, run.scalars[val_tag], color=color, linestyle="--", label=f"{run.name} val")
+            style = {"color": color, "linewidth": lw, "alpha": alpha}
+            ax.plot(epochs, run.scalars[train_tag], **style, label=f"{run.name} train")
+            ax.plot(epochs, run.scalars[val_tag], **style, linestyle="--", label=f"{run.name} val")
         ax.set(xlabel="epoch", ylabel=label, title=label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -63,6 +67,12 @@ def comparison_figure(
         X, y = val_data
         for run, w, ax in zip(runs, weights, axes[1], strict=True):
             _boundary_panel(ax, run, w, forward, X, y)
+    worst = max_differences(*runs)
+    fig.suptitle(
+        f"{runs[0].name} vs {runs[1].name}: largest per-epoch |difference| "
+        + ", ".join(f"{tag} {worst[tag]:.2g}" for tag in (TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC)),
+        fontsize=10,
+    )
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
