@@ -12,11 +12,22 @@ positive and kept, 0 elsewhere. Then ``h = z1 * gate`` and, going back,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 Params = dict[str, np.ndarray]  # W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)
+
+# Chains of elementwise passes run over blocks of rows of about this size, so that
+# what one pass writes is still in the core's cache when the next pass reads it.
+BLOCK_BYTES = 1 << 18
+
+
+def row_blocks(n_rows: int, row_bytes: int) -> Iterator[slice]:
+    """Slices of consecutive rows, about ``BLOCK_BYTES`` each, covering ``range(n_rows)``."""
+    step = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    return (slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step))
 
 
 @dataclass
@@ -57,14 +68,17 @@ def forward(
     h = out.h[:B] if out is not None else np.empty((B, H), dtype=X.dtype)
     gate = out.gate[:B] if out is not None else np.empty((B, H), dtype=X.dtype)
     np.matmul(X, W1, out=h)  # z1, (B, H)
-    h += b1
-    alive = np.greater(h, 0)  # (B, H) bool: ReLU passes it
-    if keep is not None:
-        alive &= keep
-    np.copyto(gate, alive)  # 1.0 or 0.0
-    if keep is not None:
-        gate *= X.dtype.type(1.0 / (1.0 - p))  # inverted dropout: E[h] is as in eval mode
-    h *= gate  # z1 -> h in place
+    scale = X.dtype.type(1.0 / (1.0 - p))  # inverted dropout: E[h] is as in eval mode
+    for rows in row_blocks(B, h.strides[0]):
+        z, g = h[rows], gate[rows]
+        z += b1
+        alive = np.greater(z, 0)  # bool: ReLU passes it
+        if keep is not None:
+            alive &= keep[rows]
+        np.copyto(g, alive)  # 1.0 or 0.0
+        if keep is not None:
+            g *= scale
+        z *= g  # z1 -> h in place
     logits = h @ W2  # (B, C)
     logits += b2
     return logits, Cache(X=X, h=h, gate=gate)
@@ -99,8 +113,10 @@ def backward(dlogits: np.ndarray, cache: Cache, params: Params, grads: Params | 
     B = dlogits.shape[0]
     np.matmul(cache.h.T, dlogits, out=grads["W2"])  # (H, C)
     np.sum(dlogits, axis=0, out=grads["b2"])  # (C,)
-    dz1 = np.matmul(dlogits, W2.T, out=cache.h[:B])  # dh (B, H) reuses h, which is spent
-    dz1 *= cache.gate  # back through dropout and ReLU
+    dz1 = cache.h[:B]  # dh and then dz1 (B, H) reuse h, which is spent
+    for rows in row_blocks(B, dz1.strides[0]):
+        np.matmul(dlogits[rows], W2.T, out=dz1[rows])  # dh
+        dz1[rows] *= cache.gate[rows]  # back through dropout and ReLU
     np.matmul(cache.X.T, dz1, out=grads["W1"])  # (D, H)
     np.sum(dz1, axis=0, out=grads["b1"])  # (H,)
     return grads
@@ -114,10 +130,12 @@ def sgd_update(
     As torch: ``d = grad + weight_decay * W``, then ``W -= lr * d`` (``grads`` becomes ``d``).
     """
     for name, W in params.items():
-        dW = grads[name]
-        tmp = scratch[name] if scratch is not None else np.empty_like(W)
-        if weight_decay and name in ("W1", "W2"):
-            np.multiply(W, W.dtype.type(weight_decay), out=tmp)
-            dW += tmp
-        np.multiply(dW, W.dtype.type(lr), out=tmp)
-        W -= tmp
+        decay = weight_decay if name in ("W1", "W2") else 0.0
+        scratch_W = scratch[name] if scratch is not None else np.empty_like(W)
+        for rows in row_blocks(len(W), W.strides[0]):
+            w, dw, tmp = W[rows], grads[name][rows], scratch_W[rows]
+            if decay:
+                np.multiply(w, W.dtype.type(decay), out=tmp)
+                dw += tmp
+            np.multiply(dw, W.dtype.type(lr), out=tmp)
+            w -= tmp

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlp_lightning.cli import RunArgs
 from mlp_lightning.data import EVAL_CHUNK, BatchOrder, eval_chunks, load_splits
 from mlp_lightning.hparams import ConfigError, HParams
 from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
@@ -32,6 +32,9 @@ from mlp_lightning.safe_files import DivergenceError
 from mlp_lightning.seeds import numpy_dropout_rng
 from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.weights import init_weights
+
+if TYPE_CHECKING:
+    from mlp_lightning.cli import RunArgs
 
 TRAINER_NAME = "numpy"
 PROG = "baseline_numpy.py"
