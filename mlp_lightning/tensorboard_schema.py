@@ -11,11 +11,14 @@ for epoch-level metrics: the index of the epoch's last optimizer step.
 
 from __future__ import annotations
 
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.plugins.hparams import api_pb2
-from tensorboard.plugins.hparams import metadata as hp_metadata
-from tensorboard.plugins.hparams import summary_v2 as hp_summary
-from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+# The tensorboard imports sit inside the functions that build protos: they take longer
+# than numpy itself (the hparams plugin pulls in TensorBoard's TensorFlow stub), and the
+# tag names below are wanted without them.
 
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"
@@ -37,6 +40,8 @@ def hparams_session_start(hparams: dict[str, int | float | str], run_name: str) 
     The metric columns are the four metric tags, so the tab shows each run's last
     values beside its hyperparameters.
     """
+    from tensorboard.plugins.hparams import summary_v2 as hp_summary
+
     config = hp_summary.hparams_config_pb(
         hparams=[hp_summary.HParam(name) for name in hparams],
         metrics=[hp_summary.Metric(tag) for tag in METRIC_TAGS],
@@ -47,6 +52,11 @@ def hparams_session_start(hparams: dict[str, int | float | str], run_name: str) 
 
 def hparams_session_end(status: str = "STATUS_SUCCESS") -> Summary:
     """Marks the session ended: ``STATUS_SUCCESS``, ``STATUS_FAILURE`` or ``STATUS_ABORTED``."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import metadata as hp_metadata
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+
     info = SessionEndInfo(status=api_pb2.Status.Value(status))
     metadata = hp_metadata.create_summary_metadata(HParamsPluginData(session_end_info=info))
     value = Summary.Value(
