@@ -6,6 +6,7 @@ points in the same order. No torch: the NumPy twin imports this module.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,6 +29,10 @@ def class_centers(num_classes: int, offset: float) -> np.ndarray:
     return (2 * k - (num_classes - 1)) * float(offset)  # (C,)
 
 
+# rows drawn per call while making blobs: bounds the float64 temporaries (~8 MB)
+_DRAW_VALUES = 1 << 20
+
+
 def make_blobs(
     n_per_class: int, dim: int, offset: float, num_classes: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -37,16 +42,39 @@ def make_blobs(
     notebook's ``make_blobs(n_per_class, dim, offset, seed)`` and returns its arrays
     bit for bit.
     """
+    # The notebook draws every blob in float64, stacks them, casts, draws a
+    # permutation and gathers X[idx]: at a large config that holds ~5 copies of the
+    # data at once. Same numbers with one float32 copy: draw the blobs on a copy of
+    # the generator only to reach the permutation, then replay the draws in chunks
+    # and write each row straight into its shuffled place. (Normals drawn in chunks
+    # continue the same stream as one big draw.)
     rng = data_rng(seed)
-    # the notebook passes a Python float loc; keep that type so the draws match
-    blobs = [
-        rng.normal(loc=float(center), scale=1.0, size=(n_per_class, dim))
-        for center in class_centers(num_classes, offset)
-    ]
-    X = np.vstack(blobs).astype(np.float32)
-    y = np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)
-    idx = rng.permutation(len(X))
-    return X[idx], y[idx]
+    n_total = n_per_class * num_classes
+    ahead = copy.deepcopy(rng)
+    for _ in _draw_blobs(ahead, n_per_class, dim, offset, num_classes):
+        pass
+    idx = ahead.permutation(n_total)  # shuffled position i holds stacked row idx[i]
+    where = np.empty(n_total, dtype=np.int64)
+    where[idx] = np.arange(n_total)  # stacked row j goes to shuffled position where[j]
+
+    X = np.empty((n_total, dim), dtype=np.float32)
+    for rows, draws in _draw_blobs(rng, n_per_class, dim, offset, num_classes):
+        X[where[rows]] = draws  # float64 -> float32 rounds as the notebook's astype does
+    y = np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)[idx]
+    return X, y
+
+
+def _draw_blobs(
+    rng: np.random.Generator, n_per_class: int, dim: int, offset: float, num_classes: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yields (stacked rows, float64 draws) for every class in order, in bounded chunks."""
+    chunk = max(1, _DRAW_VALUES // max(dim, 1))
+    for k, center in enumerate(class_centers(num_classes, offset)):
+        for start in range(0, n_per_class, chunk):
+            stop = min(start + chunk, n_per_class)
+            # the notebook passes a Python float loc; keep that type so the draws match
+            draws = rng.normal(loc=float(center), scale=1.0, size=(stop - start, dim))
+            yield slice(k * n_per_class + start, k * n_per_class + stop), draws
 
 
 def split_train_val(

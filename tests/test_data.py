@@ -123,3 +123,12 @@ def test_eval_chunks_walk_the_split_in_order():
     chunks = eval_chunks(10_000)
     assert chunks[0].start == 0 and chunks[-1].stop == 10_000
     assert all(a.stop == b.start for a, b in zip(chunks[:-1], chunks[1:], strict=True))
+
+
+def test_blobs_drawn_in_small_chunks_equal_the_notebooks(monkeypatch):
+    import mlp_lightning.data as data
+
+    monkeypatch.setattr(data, "_DRAW_VALUES", 7)  # many uneven chunks per class
+    X, y = data.make_blobs(50, 3, 1.0, num_classes=2, seed=11)
+    X_ref, y_ref = notebook_make_blobs(50, 3, 1.0, 11)
+    assert X.tobytes() == X_ref.tobytes() and np.array_equal(y, y_ref)
