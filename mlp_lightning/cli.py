@@ -12,6 +12,7 @@ import dataclasses
 import glob
 import os
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -190,7 +191,11 @@ def _check_device_combination(flags: TrainerFlags) -> None:
 
 def nvidia_gpu_present() -> bool:
     """Whether the NVIDIA driver shows a device, without importing torch (which takes seconds)."""
-    return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
+    return (
+        os.path.exists("/proc/driver/nvidia/version")
+        or bool(glob.glob("/dev/nvidia[0-9]*"))
+        or shutil.which("nvidia-smi") is not None  # containers may hide /proc/driver and /dev
+    )
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
