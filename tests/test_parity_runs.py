@@ -9,6 +9,7 @@ from mlp_lightning.compare import (
     ACC_TOLERANCE,
     LOSS_TOLERANCE,
     WEIGHT_TOLERANCE,
+    compare_runs,
     hparam_differences,
     load_run,
     max_differences,
@@ -74,3 +75,10 @@ def test_with_dropout_the_twins_agree_in_distribution_over_seeds(tmp_path):
     assert np.sqrt(np.mean(d**2)) <= 0.25 * spread.min(), (d, spread)
     n_val = HParams().n_val
     assert np.all(np.abs(acc[:, 0] - acc[:, 1]) <= 1 / n_val + 1e-7), acc
+
+
+def test_compare_check_passes_on_the_dropout0_runs_and_draws_both_boundaries(dropout0_runs, tmp_path, capsys):
+    assert compare_runs(*dropout0_runs, out=tmp_path, check=True) == 0
+    printed = capsys.readouterr().out
+    assert "parity broken" not in printed and "no decision boundaries" not in printed
+    assert (tmp_path / "compare_numpy-version_0_vs_lightning-version_0.png").is_file()
