@@ -1,0 +1,151 @@
+"""Lightning's overhead in process: the same MLPClassifier driven by Trainer.fit and by a hand loop.
+
+The method of Lightning's ``tests/parity_pytorch/test_basic_parity.py``: both sides
+start from the same seeds, their per-epoch losses are compared, and each side's
+first run is dropped as warm-up. The hand loop does the work the module asks the
+Trainer for (training steps, SGD, the validation pass and the epoch's metrics), so
+the difference is what Lightning's loops, hooks and logging cost.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+
+from mlp_lightning.datamodule import BlobDataModule
+from mlp_lightning.hparams import HParams
+from mlp_lightning.lit_module import MLPClassifier
+from mlp_lightning.tensorboard_schema import TRAIN_LOSS
+from mlp_lightning.train_lightning import quiet_lightning
+
+
+@dataclass
+class FitTiming:
+    """Wall time of a whole fit, the training part of each epoch, and each epoch's train loss."""
+
+    wall_s: float
+    train_epoch_s: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+
+
+def build(hp: HParams, device: str = "cpu") -> tuple[MLPClassifier, BlobDataModule]:
+    L.seed_everything(hp.seed, verbose=False)
+    dm = BlobDataModule(
+        n_per_class=hp.n_per_class, dim=hp.dim, offset=hp.offset, num_classes=hp.num_classes,
+        val_fraction=hp.val_fraction, batch_size=hp.batch_size, seed=hp.seed,
+    )  # fmt: skip
+    module = MLPClassifier(
+        dim=hp.dim, hidden_dim=hp.hidden_dim, num_classes=hp.num_classes, dropout=hp.dropout,
+        lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
+    )  # fmt: skip
+    return module.to(device), dm
+
+
+class _EpochClock(L.Callback):
+    """Training time of each epoch: from its start to the end of its last training batch."""
+
+    def __init__(self, timing: FitTiming, sync) -> None:
+        self.timing, self.sync = timing, sync
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.sync()
+        self.start = self.last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == trainer.num_training_batches - 1:
+            self.sync()
+            self.last = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.timing.train_epoch_s.append(self.last - self.start)
+        self.timing.train_loss.append(float(trainer.callback_metrics[TRAIN_LOSS]))
+
+
+def _sync(device: str):
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
+def trainer_fit(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTiming:
+    """``Trainer.fit`` with the parity test's settings: no logger, checkpoint or progress bar."""
+    quiet_lightning()
+    module, dm = build(hp, device)
+    timing = FitTiming(wall_s=0.0)
+    trainer = L.Trainer(
+        accelerator="cuda" if device.startswith("cuda") else "cpu",
+        devices=1,
+        max_epochs=hp.max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0,
+        callbacks=[_EpochClock(timing, _sync(device))],
+    )
+    gc.collect()
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    _sync(device)()
+    timing.wall_s = time.perf_counter() - start
+    return timing
+
+
+def hand_loop(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTiming:
+    """The same module, data and optimizer, driven by plain Python loops."""
+    module, dm = build(hp, device)
+    dm.setup("fit")
+    sync = _sync(device)
+    x_tr, y_tr = dm.x_train.to(device), dm.y_train.to(device)
+    x_va, y_va = dm.x_val.to(device), dm.y_val.to(device)
+    timing = FitTiming(wall_s=0.0)
+    gc.collect()
+    start = time.perf_counter()
+    optimizer = module.configure_optimizers()
+    from mlp_lightning.data import BatchOrder, eval_chunks
+    from mlp_lightning.datamodule import TensorBatches
+
+    order = BatchOrder(len(x_tr), hp.batch_size, hp.seed)
+    train_batches = TensorBatches(x_tr, y_tr, order)
+    val_batches = TensorBatches(x_va, y_va, eval_chunks(len(x_va)))
+    for epoch in range(hp.max_epochs):
+        sync()
+        epoch_start = time.perf_counter()
+        module.train()
+        order.set_epoch(epoch)
+        for i, batch in enumerate(train_batches):
+            loss = module.training_step(batch, i)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        sync()
+        timing.train_epoch_s.append(time.perf_counter() - epoch_start)
+        if validate:
+            module.eval()
+            with torch.no_grad():
+                for i, batch in enumerate(val_batches):
+                    module.validation_step(batch, i)
+            module._compute("val")
+        timing.train_loss.append(float(module._compute("train")[TRAIN_LOSS]))
+    sync()
+    timing.wall_s = time.perf_counter() - start
+    return timing
+
+
+def compare(hp: HParams, repeats: int, device: str = "cpu") -> dict:
+    """Hand loop and Trainer.fit alternated ``repeats + 1`` times; the first pair is warm-up.
+
+    Returns the kept wall times of each side and the largest per-epoch train-loss
+    difference between the two, which must be ~0: they compute the same thing.
+    """
+    hand, lit, max_diff = [], [], 0.0
+    for i in range(repeats + 1):
+        h, t = hand_loop(hp, device), trainer_fit(hp, device)
+        max_diff = max(max_diff, *(abs(a - b) for a, b in zip(h.train_loss, t.train_loss, strict=True)))
+        if i > 0:
+            hand.append(h.wall_s)
+            lit.append(t.wall_s)
+    return {"hand_s": hand, "trainer_s": lit, "max_loss_diff": max_diff}

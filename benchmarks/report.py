@@ -1,0 +1,210 @@
+"""BENCHMARKS.md from the measured rows: machine, targets, then one table per section."""
+
+from __future__ import annotations
+
+import re
+
+from mlp_lightning.hparams import HParams
+
+GPU_START, GPU_END = "<!-- gpu:start -->", "<!-- gpu:end -->"
+
+IMPL_NAMES = {
+    "twin": "NumPy twin (`mlp_lightning.numpy_twin`, dropout 0.5)",
+    "lightning": "Lightning `Trainer.fit` (MLPClassifier + BlobDataModule)",
+    "hand_loop": "hand-written torch loop, same module",
+    "notebook": "notebook's NumPy code (`benchmarks/notebook_numpy.py`, no dropout)",
+    "sklearn": 'scikit-learn `MLPClassifier(solver="sgd")`',
+}
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    """Three significant figures, thousands separated: 0.00123, 1.23, 123, 12,345."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _check(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def targets(r: dict) -> list[list]:
+    rows = []
+    big, gemm = r["large"]["rows"], r["large"]["gemm"]
+    if "twin" in big:
+        share = big["twin"]["gflops"] / gemm["numpy"]
+        rows.append(
+            ["NumPy twin, large: useful FLOP/s >= 50% of numpy GEMM", f"{share:.0%}", _check(share >= 0.5)]
+        )
+        if "notebook" in big:
+            x = big["twin"]["samples_per_s"] / big["notebook"]["samples_per_s"]
+            rows.append(
+                ["NumPy twin, large: >= 1.8x the notebook's NumPy code", f"{x:.2f}x", _check(x >= 1.8)]
+            )
+    if "lightning" in big and "hand_loop" in big:
+        x = big["lightning"]["median_s"] / big["hand_loop"]["median_s"]
+        rows.append(["Lightning, large: epoch within 10% of the hand loop", f"{x:.3f}x", _check(x <= 1.10)])
+    ov = r["overhead"]
+    x = ov["trainer_median_s"] / ov["hand_median_s"]
+    rows.append(
+        ["Lightning, seed config: Trainer.fit within 2x of the hand loop", f"{x:.2f}x", _check(x <= 2.0)]
+    )
+    for row in r["whole"]:
+        if "baseline_numpy" in row["command"]:
+            rows.append(
+                [
+                    "`python scripts/baseline_numpy.py` at defaults < 1 s",
+                    f"{row['wall_s']:.2f} s",
+                    _check(row["wall_s"] < 1.0),
+                ]
+            )
+    for row in r["memory"]:
+        if "twin" in row["run"]:
+            x = row["peak_rss_mb"] / row["dataset_mb"]
+            rows.append(["NumPy twin peak RSS, large: < 2x float32 data", f"{x:.2f}x", _check(x < 2.0)])
+    return rows
+
+
+def cpu_sections(r: dict) -> str:
+    out = ["## Machine", _table(["", ""], [[k, v] for k, v in r["machine"].items()])]
+    out += ["## Targets (ratios from this run)", _table(["target", "measured", ""], targets(r))]
+    seed = HParams(**r["sizes"].seed_hp)
+    out += [
+        "## 1. Seed config, whole process",
+        f"{'Defaults' if not r['sizes'].seed_hp else r['sizes'].seed_hp} ({seed.max_epochs} epochs, "
+        f"{seed.n_train} training points). Median wall time of the whole command"
+        f"{', first run dropped' if r['sizes'].whole_warmup else ''}.",
+        _table(["command", "wall (s)"], [[f"`{w['command']}`", f"{w['wall_s']:.2f}"] for w in r["whole"]]),
+    ]
+    ov, big = r["overhead"], r["large"]
+    rows = [
+        [
+            f"seed ({seed.max_epochs} epochs, incl. validation)",
+            f"{ov['hand_median_s']:.3f}",
+            f"{ov['trainer_median_s']:.3f}",
+            f"{ov['trainer_median_s'] / ov['hand_median_s']:.2f}x",
+            f"{ov['max_loss_diff']:.1e}",
+        ]
+    ]
+    if "lightning" in big["rows"] and "hand_loop" in big["rows"]:
+        lit, hand = big["rows"]["lightning"], big["rows"]["hand_loop"]
+        diff = max(
+            (abs(a - b) for a, b in zip(lit["train_loss"], hand["train_loss"], strict=True)),
+            default=float("nan"),
+        )
+        rows.append(
+            [
+                "large (one training epoch)",
+                f"{hand['median_s']:.3f}",
+                f"{lit['median_s']:.3f}",
+                f"{lit['median_s'] / hand['median_s']:.3f}x",
+                f"{diff:.1e}",
+            ]
+        )
+    out += [
+        "## 2. Lightning's overhead, in process",
+        "The project's `MLPClassifier` + `BlobDataModule` driven by `Trainer.fit` (no logger, checkpoint or "
+        "progress bar, as in Lightning's `tests/parity_pytorch`) and by a hand-written loop calling the same "
+        "`training_step`/`validation_step`/metrics; same seeds, per-epoch train losses compared, "
+        "warm-up dropped.",
+        _table(["config", "hand loop (s)", "Trainer.fit (s)", "ratio", "max train-loss diff"], rows),
+    ]
+    hp = big["hp"]
+    rows = [
+        ["numpy 2048³ float32 GEMM", "", _num(big["gemm"]["numpy"]), "100% (numpy)"],
+        ["torch 2048³ float32 GEMM", "", _num(big["gemm"]["torch"]), "100% (torch)"],
+    ]
+    for impl, row in big["rows"].items():
+        lib = "numpy" if impl in ("twin", "notebook", "sklearn") else "torch"
+        share = row["gflops"] / big["gemm"][lib]
+        rows.append(
+            [IMPL_NAMES[impl], _num(row["samples_per_s"]), _num(row["gflops"]), f"{share:.0%} ({lib})"]
+        )
+    out += [
+        "## 3. Large config, training epoch",
+        f"`--n_per_class {hp['n_per_class']} --dim {hp['dim']} --hidden_dim {hp['hidden_dim']} "
+        f"--batch_size {hp['batch_size']} --offset {hp['offset']}` ({HParams(**hp).n_train:,} training "
+        "points). Useful FLOPs per training sample: 4·D·H + 6·H·C. Median epoch of the repeats, "
+        "warm-up dropped.",
+        _table(["implementation", "samples/s", "useful GFLOP/s", "of GEMM rate"], rows),
+    ]
+    out += [
+        "## 4. Memory, large config (one epoch, whole process)",
+        _table(
+            ["run", "peak RSS (MiB)", "float32 dataset (MiB)", "ratio"],
+            [
+                [
+                    m["run"],
+                    _num(m["peak_rss_mb"]),
+                    _num(m["dataset_mb"]),
+                    f"{m['peak_rss_mb'] / m['dataset_mb']:.2f}x",
+                ]
+                for m in r["memory"]
+            ],
+        ),
+    ]
+    out += [
+        "## 5. Scaling, seed config otherwise",
+        "Time per training epoch (second epoch; the first is warm-up). Linear cost means a flat µs/sample.",
+        _table(
+            ["grows", "value", "training points", "implementation", "epoch (s)", "µs/sample"],
+            [
+                [
+                    s["axis"],
+                    s["value"],
+                    s["n_train"],
+                    s["impl"],
+                    _num(s["epoch_s"]),
+                    _num(s["us_per_sample"]),
+                ]
+                for s in r["scaling"]
+            ],
+        ),
+    ]
+    return "\n\n".join(out)
+
+
+def gpu_section(g: dict, host: str) -> str:
+    rows = [
+        ["torch 8192³ GEMM, TF32", "", f"{g['tf32_gflops']:,.0f}", "100%"],
+        ["torch 8192³ GEMM, strict float32", "", f"{g['fp32_gflops']:,.0f}", ""],
+    ]
+    for row in g["rows"]:
+        rows.append(
+            [
+                f"{row['impl']}, {row['config']} (batch {row['batch_size']})",
+                f"{row['samples_per_s']:,.0f}",
+                f"{row['gflops']:,.0f}",
+                f"{row['gflops'] / g['tf32_gflops']:.0%}",
+            ]
+        )
+    best = max(r["gflops"] for r in g["rows"]) / g["tf32_gflops"]
+    return "\n\n".join(
+        [
+            f"## GPU: {g['name']}",
+            f"Measured on {host}. Data resident on the card, TF32 matmuls; training epoch only, median of "
+            "the "
+            f"repeats after a warm-up epoch. Best share of the card's TF32 GEMM rate: {best:.0%} "
+            f"(target >= 50%: {_check(best >= 0.5)}).",
+            _table(["run", "samples/s", "useful GFLOP/s", "of TF32 GEMM rate"], rows),
+        ]
+    )
+
+
+def write(path, cpu: str | None, gpu: str | None) -> None:
+    """Write the file; a part not measured in this run (CPU or GPU) is kept from the file already there."""
+    old = path.read_text() if path.exists() else ""
+    if cpu is None:
+        cpu = old.split(GPU_START)[0].strip() or "# Benchmarks\n\n(CPU sections not measured yet)"
+    if gpu is None:
+        match = re.search(re.escape(GPU_START) + r"(.*?)" + re.escape(GPU_END), old, re.S)
+        gpu = (
+            match.group(1).strip()
+            if match
+            else "## GPU\n\nNot measured yet: run the command on a CUDA machine."
+        )
+    path.write_text(f"{cpu}\n\n{GPU_START}\n{gpu}\n{GPU_END}\n")
