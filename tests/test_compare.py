@@ -148,6 +148,14 @@ def test_broken_runs_give_one_line_errors(tmp_path, hp, make, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_run_cut_off_mid_record_is_half_written(tmp_path, hp):
+    run = write_run(tmp_path / "numpy" / "version_0", hp)
+    events = next(run.glob("events.out.tfevents.*"))
+    events.write_bytes(events.read_bytes()[:-5])  # the session end record, torn
+    with pytest.raises(RunError, match="half-written: no HPARAMS session end"):
+        load_run(run)
+
+
 def test_two_runs_in_one_directory_are_refused(tmp_path, hp):
     run = write_run(tmp_path / "numpy" / "version_0", hp)
     write_run(run, hp)
