@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = _Parser(prog=PROG, description=__doc__.split(":")[0] + ".")
     parser.add_argument("src", type=Path, help="a .ckpt, a Lightning run directory, or a .npz")
     parser.add_argument("dst", type=Path, help=".npz for a checkpoint source, .ckpt for a .npz source")
     args = parser.parse_args(argv)

@@ -31,8 +31,10 @@ def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     types = get_type_hints(HParams)
     for f in dataclasses.fields(HParams):
-        default = 0.0 if f.name == "dropout" else f.default
-        parser.add_argument(f"--{f.name}", type=types[f.name], default=default, help=f.metadata["help"])
+        default, help_text = f.default, f.metadata["help"]
+        if f.name == "dropout":  # the trainers draw different masks: only 0 compares step by step
+            default, help_text = 0.0, "must be 0 here (the default)"
+        parser.add_argument(f"--{f.name}", type=types[f.name], default=default, help=help_text)
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: all max_epochs)")
     parser.add_argument("--every", type=int, default=10, help="print every N-th step (and any divergence)")
     parser.add_argument("--float64", action="store_true", help="run both sides in double precision")
