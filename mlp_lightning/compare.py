@@ -188,34 +188,12 @@ def compare_runs(
     if changed:
         print(f"note: the hyperparameters differ: {'; '.join(changed)}")
     print(format_table(a, b))
-    print(f"figure: {write_figure(a, b, default_figure_path(a, b, out))}")
+    from mlp_lightning.figures import write_comparison_figure
+
+    print(f"figure: {write_comparison_figure(a, b, default_figure_path(a, b, out))}")
     if check:
         broken = within_parity(a, b)
         for line in broken:
             print(f"parity broken: {line}")
         return 1 if broken else 0
     return 0
-
-
-def write_figure(a: Run, b: Run, path: Path) -> Path:
-    """The curves, and both decision boundaries where the data is 2-D and both runs left weights."""
-    from mlp_lightning.data import load_splits
-    from mlp_lightning.export import WeightsError, load_weights_file, run_weights_file
-    from mlp_lightning.figures import comparison_figure
-    from mlp_lightning.numpy_twin.model import forward
-
-    hp = a.typed_hparams()
-    files = [run_weights_file(run.path) for run in (a, b)]
-    if hp.dim != 2 or None in files:
-        reason = f"--dim is {hp.dim}" if hp.dim != 2 else "a run has no weights.npz or checkpoints/last.ckpt"
-        print(f"note: no decision boundaries: {reason}")
-        return comparison_figure((a, b), path)
-    try:
-        weights = tuple(load_weights_file(f) for f in files)
-    except WeightsError as err:
-        print(f"note: no decision boundaries: {err}")
-        return comparison_figure((a, b), path)
-    _, _, Xva, yva = load_splits(hp)
-    return comparison_figure(
-        (a, b), path, weights=weights, val_data=(Xva, yva), forward=lambda w, X: forward(X, w)[0]
-    )
