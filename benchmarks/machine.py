@@ -69,8 +69,13 @@ def cpu_model() -> str:
 
 def blas_description() -> str:
     """NumPy's BLAS as threadpoolctl sees it: library, version, kernel (architecture), threads."""
-    import numpy as np  # noqa: F401 (loads the BLAS so threadpoolctl can see it)
-    from threadpoolctl import threadpool_info
+    import numpy as np
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # the optional `bench` extra is not installed
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')} (kernel unknown: pip install threadpoolctl)"
 
     parts = [
         f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')} kernel, "

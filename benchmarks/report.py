@@ -34,7 +34,8 @@ def _check(ok: bool) -> str:
 
 def targets(r: dict) -> list[list]:
     rows = []
-    big, gemm = r["large"]["rows"], r["large"]["gemm"]
+    big = {k: v for k, v in r["large"]["rows"].items() if v is not None}
+    gemm = r["large"]["gemm"]
     if "twin" in big:
         share = big["twin"]["gflops"] / gemm["numpy"]
         rows.append(
@@ -119,6 +120,9 @@ def cpu_sections(r: dict) -> str:
         ["torch 2048³ float32 GEMM", "", _num(big["gemm"]["torch"]), "100% (torch)"],
     ]
     for impl, row in big["rows"].items():
+        if row is None:
+            rows.append([IMPL_NAMES[impl], "not installed: `pip install -e .[bench]`", "", ""])
+            continue
         lib = "numpy" if impl in ("twin", "notebook", "sklearn") else "torch"
         share = row["gflops"] / big["gemm"][lib]
         rows.append(

@@ -8,6 +8,7 @@ Times are medians over repeats, after a dropped warm-up.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
@@ -121,6 +122,9 @@ def large(sizes: Sizes, impls: tuple[str, ...]) -> dict:
     }
     rows = {}
     for impl in impls:
+        if impl == "sklearn" and importlib.util.find_spec("sklearn") is None:
+            rows[impl] = None  # the optional `bench` extra is not installed
+            continue
         out = epochs(sizes, impl, sizes.large_hp, sizes.repeats)
         out["samples_per_s"] = hp.n_train / out["median_s"]
         out["gflops"] = out["samples_per_s"] * flops / 1e9

@@ -44,7 +44,6 @@ def _number(cell: str) -> float:
 
 @pytest.mark.slow
 def test_quick_benchmark_writes_every_section_with_positive_numbers(tmp_path):
-    pytest.importorskip("sklearn")
     out = tmp_path / "BENCHMARKS.md"
     proc = subprocess.run(
         [sys.executable, "benchmarks/run.py", "--quick", "--sections", "cpu", "--out", str(out)],
@@ -62,8 +61,9 @@ def test_quick_benchmark_writes_every_section_with_positive_numbers(tmp_path):
 
     large = _rows(md, "## 3. Large config, training epoch")
     assert [any(name in row[0] for row in large) for name in LARGE_ROWS] == [True] * len(LARGE_ROWS)
-    assert all(_number(row[2]) > 0 for row in large)  # useful GFLOP/s
-    assert all(_number(row[1]) > 0 for row in large[2:])  # samples/s (the two GEMM rows have none)
+    measured = [row for row in large if "not installed" not in row[1]]  # scikit-learn is an optional extra
+    assert all(_number(row[2]) > 0 for row in measured)  # useful GFLOP/s
+    assert all(_number(row[1]) > 0 for row in measured[2:])  # samples/s (the two GEMM rows have none)
 
     overhead = _rows(md, "## 2. Lightning's overhead, in process")
     assert len(overhead) == 2
