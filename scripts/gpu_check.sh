@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU check, prepared to run in one go on a machine with an NVIDIA GPU:
+# install as the README says, run the test suite (GPU tests included), train with
+# fit.py on the GPU three ways, and write everything under $OUT (default gpu_check/).
+# Usage: bash scripts/gpu_check.sh   (pytest -n 8 where pytest-xdist exists; carry a jsonargparse
+# wheel in .whl/ to a machine without a package registry)
+set -uo pipefail
+OUT=${OUT:-gpu_check}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+LOGS=$(mktemp -d)
+# the scripts import the package from here even if the editable install below is refused
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    # no package registry on an isolated GPU box: wheels carried in .whl/ fill what is missing
+    if [ -d .whl ]; then "$PY" -m pip install -q --no-index --no-deps .whl/*.whl; fi
+    "$PY" -m pip install -q --no-deps --no-build-isolation -e . || echo "editable install failed"
+    "$PY" -c "import torch, lightning, torchmetrics, numpy; print('torch', torch.__version__, '| lightning', lightning.__version__, '| torchmetrics', torchmetrics.__version__, '| numpy', numpy.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name(0))"
+} 2>&1 | tee "$OUT/setup.log"
+
+# full logs go to $OUT; the console gets their ends
+"$PY" -m pytest -q -m gpu -p no:cacheprovider > "$OUT/pytest_gpu.log" 2>&1
+tail -n 15 "$OUT/pytest_gpu.log"
+
+for flags in "" "--precision bf16-mixed" "--devices 1 --strategy ddp"; do
+    echo "== python scripts/fit.py --accelerator gpu $flags"
+    start=$SECONDS
+    "$PY" scripts/fit.py --accelerator gpu --logdir "$LOGS" $flags 2>&1 \
+        | tr '\r' '\n' | grep -av '^Epoch\|^Validation\|^\s*$'
+    echo "exit ${PIPESTATUS[0]}, wall $((SECONDS - start)) s (whole process)"
+done 2>&1 | tee "$OUT/fit.log"
+
+timeout "${BENCH_TIMEOUT:-200}" "$PY" benchmarks/run.py --sections gpu --repeats 2 --out "$OUT/BENCHMARKS_gpu.md" \
+    > "$OUT/bench.log" 2>&1
+tail -n 30 "$OUT/bench.log"
+
+# the rest of the suite last: what time is left goes to it (slow tests are CPU multi-process ones)
+xdist=""
+"$PY" -c "import xdist" 2>/dev/null && xdist="-n 8"
+timeout "${PYTEST_TIMEOUT:-240}" "$PY" -m pytest -q -m "not slow and not gpu" $xdist -p no:cacheprovider \
+    > "$OUT/pytest.log" 2>&1
+tail -n 40 "$OUT/pytest.log"
