@@ -62,7 +62,8 @@ class _EpochClock(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.timing.train_epoch_s.append(self.last - self.start)
-        self.timing.train_loss.append(float(trainer.callback_metrics[TRAIN_LOSS]))
+        # without validation the module logs nothing (its metrics are logged at validation's end)
+        self.timing.train_loss.append(float(trainer.callback_metrics.get(TRAIN_LOSS, float("nan"))))
 
 
 def _sync(device: str):
