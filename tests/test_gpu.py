@@ -58,8 +58,9 @@ def test_training_on_cuda_keeps_data_weights_and_metrics_on_the_gpu_and_reloads_
     on_cpu.load_state_dict(state["state_dict"])
     for name, param in module.model.named_parameters():
         assert torch.equal(getattr(on_cpu.model, name), param.detach().cpu())
+    # Lightning hands the module back on the CPU after fit; predict on the GPU again
     x = datamodule.x_val[:64]
-    module.eval()
+    module.cuda().eval()
     on_cpu.eval()
     torch.testing.assert_close(on_cpu(x), module(x.cuda()).cpu(), rtol=1e-4, atol=1e-5)
 
