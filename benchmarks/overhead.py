@@ -34,14 +34,8 @@ class FitTiming:
 
 def build(hp: HParams, device: str = "cpu") -> tuple[MLPClassifier, BlobDataModule]:
     L.seed_everything(hp.seed, verbose=False)
-    dm = BlobDataModule(
-        n_per_class=hp.n_per_class, dim=hp.dim, offset=hp.offset, num_classes=hp.num_classes,
-        val_fraction=hp.val_fraction, batch_size=hp.batch_size, seed=hp.seed,
-    )  # fmt: skip
-    module = MLPClassifier(
-        dim=hp.dim, hidden_dim=hp.hidden_dim, num_classes=hp.num_classes, dropout=hp.dropout,
-        lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
-    )  # fmt: skip
+    dm = BlobDataModule.from_hparams(hp)
+    module = MLPClassifier.from_hparams(hp)
     return module.to(device), dm
 
 

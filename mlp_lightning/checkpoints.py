@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from mlp_lightning.safe_files import (  # noqa: F401 (re-exported: the Lightning
     CheckpointError,
     DivergenceError,
     atomic_write_bytes,
+    read_zip_archive,
     stored_hparams,
 )
 from mlp_lightning.weights import PARAM_NAMES, param_shapes
@@ -52,14 +52,7 @@ def nonfinite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint's contents, loaded with ``weights_only=True``; CheckpointError if unreadable."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    data = path.read_bytes()
-    if not data:
-        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes): an interrupted copy?")
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        what = "truncated (an unfinished write or copy?)" if data[:4] == b"PK\x03\x04" else "not a checkpoint"
-        raise CheckpointError(f"checkpoint {str(path)!r} is {what}: torch.save's zip format was expected")
+    data = read_zip_archive(path, "torch.save's zip format")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about old pickle protocols before refusing

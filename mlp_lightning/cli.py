@@ -8,6 +8,7 @@ with one line on stderr naming the flag and what is allowed, and exit code 2.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import glob
 import os
@@ -225,3 +226,10 @@ def _fail(prog: str, message: str) -> NoReturn:
 
 
 fail = _fail  # for errors found after parsing (a --resume file): the same one line, exit 2
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse for the helper scripts, failing the trainers' way: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(self.prog, message)

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 
 from mlp_lightning.data import BatchOrder, eval_chunks, make_blobs, shard, split_train_val
+from mlp_lightning.hparams import HParams
 
 
 class TensorBatches:
@@ -60,6 +61,14 @@ class BlobDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+
+    @classmethod
+    def from_hparams(cls, hp: HParams) -> BlobDataModule:
+        """The data module for the data part of the shared hyperparameters."""
+        return cls(
+            n_per_class=hp.n_per_class, dim=hp.dim, offset=hp.offset, num_classes=hp.num_classes,
+            val_fraction=hp.val_fraction, batch_size=hp.batch_size, seed=hp.seed,
+        )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams

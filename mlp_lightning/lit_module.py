@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mlp_lightning.hparams import HParams
 from mlp_lightning.model import TwoLayerMLP
 from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.weights import init_weights
@@ -34,6 +35,14 @@ class MLPClassifier(L.LightningModule):
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    @classmethod
+    def from_hparams(cls, hp: HParams) -> MLPClassifier:
+        """The module for the model and optimizer part of the shared hyperparameters."""
+        return cls(
+            dim=hp.dim, hidden_dim=hp.hidden_dim, num_classes=hp.num_classes, dropout=hp.dropout,
+            lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

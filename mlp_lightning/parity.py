@@ -131,10 +131,7 @@ def step_parity(
     ws = Workspace.allocate(hp.batch_size, params, dtype)
     rng = np.random.default_rng(0)  # unused at --dropout 0
 
-    module = MLPClassifier(
-        dim=hp.dim, hidden_dim=hp.hidden_dim, num_classes=hp.num_classes, dropout=hp.dropout,
-        lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
-    ).to(getattr(torch, np.dtype(dtype).name))  # fmt: skip
+    module = MLPClassifier.from_hparams(hp).to(getattr(torch, np.dtype(dtype).name))
     module.train()
     optimizer = module.configure_optimizers()
     x_all, y_all = torch.from_numpy(Xtr), torch.from_numpy(ytr)

@@ -6,8 +6,10 @@ than beside the torch checkpoint code.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 from mlp_lightning.hparams import ConfigError, HParams, hparam_names, validate
@@ -35,6 +37,24 @@ def atomic_write_bytes(data: bytes, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_zip_archive(path: Path, expected: str) -> bytes:
+    """The bytes of a file that must be a zip archive (torch.save and .npz both are).
+
+    CheckpointError names the file and says whether it is missing, empty, cut short
+    or something else entirely; ``expected`` names the format in the message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    data = path.read_bytes()
+    if not data:
+        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes): an interrupted copy?")
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        what = "truncated (an unfinished write or copy?)" if data[:4] == b"PK\x03\x04" else "not a checkpoint"
+        raise CheckpointError(f"checkpoint {str(path)!r} is {what}: {expected} was expected")
+    return data
 
 
 def stored_hparams(stored: object, path: Path) -> HParams:

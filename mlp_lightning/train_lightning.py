@@ -138,14 +138,8 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     run_dir = logger.log_dir
 
     L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
-    datamodule = BlobDataModule(
-        n_per_class=hp.n_per_class, dim=hp.dim, offset=hp.offset, num_classes=hp.num_classes,
-        val_fraction=hp.val_fraction, batch_size=hp.batch_size, seed=hp.seed,
-    )  # fmt: skip
-    model = MLPClassifier(
-        dim=hp.dim, hidden_dim=hp.hidden_dim, num_classes=hp.num_classes, dropout=hp.dropout,
-        lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
-    )  # fmt: skip
+    datamodule = BlobDataModule.from_hparams(hp)
+    model = MLPClassifier.from_hparams(hp)
     checkpoint_path = os.path.join(run_dir, CHECKPOINT_DIR, LAST_CHECKPOINT)
     checkpoint = RunCheckpoint(checkpoint_path, hp.as_dict(), args.checkpoint_every_n_steps, stop)
     trainer = L.Trainer(

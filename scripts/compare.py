@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+
+from mlp_lightning.cli import OneLineArgumentParser
 
 PROG = "compare.py"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the trainers' flags do
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, description=__doc__.split(":")[0] + ".")
+    parser = OneLineArgumentParser(prog=PROG, description=__doc__.split(":")[0] + ".")
     add = parser.add_argument
     add("runs", nargs="*", type=Path, help="two run directories (default: the newest "
         "<logdir>/numpy/version_N and <logdir>/lightning/version_N)")  # fmt: skip

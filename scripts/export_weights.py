@@ -10,19 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+
+from mlp_lightning.cli import OneLineArgumentParser
 
 PROG = "export_weights.py"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the trainers' flags do
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, description=__doc__.split(":")[0] + ".")
+    parser = OneLineArgumentParser(prog=PROG, description=__doc__.split(":")[0] + ".")
     parser.add_argument("src", type=Path, help="a .ckpt, a Lightning run directory, or a .npz")
     parser.add_argument("dst", type=Path, help=".npz for a checkpoint source, .ckpt for a .npz source")
     args = parser.parse_args(argv)

@@ -12,23 +12,19 @@ import dataclasses
 import sys
 from typing import NoReturn, get_type_hints
 
+from mlp_lightning.cli import OneLineArgumentParser
+from mlp_lightning.cli import fail as cli_fail
 from mlp_lightning.hparams import ConfigError, HParams, validate
 
 PROG = "parity_steps.py"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the trainers' flags do
-        fail(message)
-
-
 def fail(message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    cli_fail(PROG, message)
 
 
 def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     types = get_type_hints(HParams)
     for f in dataclasses.fields(HParams):
         default, help_text = f.default, f.metadata["help"]

@@ -52,14 +52,8 @@ def fit_in_process(hp: HParams, precision: str):
             self.seen.append((x.dtype, self.model.W1.dtype, (x @ self.model.W1).dtype))
             return super().training_step(batch, batch_idx)
 
-    model = Recording(
-        dim=hp.dim, hidden_dim=hp.hidden_dim, num_classes=hp.num_classes, dropout=hp.dropout,
-        lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
-    )  # fmt: skip
-    data = BlobDataModule(
-        n_per_class=hp.n_per_class, dim=hp.dim, offset=hp.offset, num_classes=hp.num_classes,
-        val_fraction=hp.val_fraction, batch_size=hp.batch_size, seed=hp.seed,
-    )  # fmt: skip
+    model = Recording.from_hparams(hp)
+    data = BlobDataModule.from_hparams(hp)
     trainer = L.Trainer(
         accelerator="cpu", devices=1, precision=precision, max_epochs=hp.max_epochs, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,13 @@ import numpy as np
 from mlp_lightning.hparams import HParams
 from mlp_lightning.interrupt import RunInterrupted, StopRequest
 from mlp_lightning.resume import ResumeError, ResumeTarget, resolve_resume
-from mlp_lightning.safe_files import CheckpointError, DivergenceError, atomic_write_bytes, stored_hparams
+from mlp_lightning.safe_files import (
+    CheckpointError,
+    DivergenceError,
+    atomic_write_bytes,
+    read_zip_archive,
+    stored_hparams,
+)
 from mlp_lightning.weights import PARAM_NAMES, param_shapes
 
 CHECKPOINT_FILE = "last.npz"
@@ -75,14 +80,7 @@ def load_state(path: Path) -> TwinState:
     """Read and check a twin checkpoint; CheckpointError names the file and what is wrong."""
     path = Path(path)
     name = str(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {name!r} does not exist")
-    data = path.read_bytes()
-    if not data:
-        raise CheckpointError(f"checkpoint {name!r} is empty (0 bytes): an interrupted copy?")
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        what = "truncated (an unfinished write or copy?)" if data[:4] == b"PK\x03\x04" else "not a checkpoint"
-        raise CheckpointError(f"checkpoint {name!r} is {what}: an .npz (zip) archive was expected")
+    data = read_zip_archive(path, "an .npz (zip) archive")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
