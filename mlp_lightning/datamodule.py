@@ -85,8 +85,9 @@ class BlobDataModule(L.LightningDataModule):
         # Our loaders yield batches already on the device: returning them as they are skips
         # Lightning's generic walk over the batch (~20 us a step, a few % of a seed-config
         # step). Anything else takes the generic path; precision plugins cast batches apart.
-        on_device = all(isinstance(t, torch.Tensor) and t.device == device for t in batch)
-        if isinstance(batch, tuple) and on_device:
+        if isinstance(batch, tuple) and all(
+            isinstance(t, torch.Tensor) and t.device == device for t in batch
+        ):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
