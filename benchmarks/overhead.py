@@ -20,7 +20,7 @@ from mlp_lightning.datamodule import BlobDataModule
 from mlp_lightning.hparams import HParams
 from mlp_lightning.lit_module import MLPClassifier
 from mlp_lightning.tensorboard_schema import TRAIN_LOSS
-from mlp_lightning.train_lightning import quiet_lightning
+from mlp_lightning.train_lightning import quiet_lightning, torch_threads
 
 
 @dataclass
@@ -133,14 +133,21 @@ def hand_loop(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTim
 def compare(hp: HParams, repeats: int, device: str = "cpu") -> dict:
     """Hand loop and Trainer.fit alternated ``repeats + 1`` times; the first pair is warm-up.
 
-    Returns the kept wall times of each side and the largest per-epoch train-loss
-    difference between the two, which must be ~0: they compute the same thing.
+    Returns the kept wall times of each side, the largest per-epoch train-loss
+    difference between the two, which must be ~0: they compute the same thing, and the
+    torch threads both ran on (fit.py's rule for this model, the same for both sides).
     """
     hand, lit, max_diff = [], [], 0.0
-    for i in range(repeats + 1):
-        h, t = hand_loop(hp, device), trainer_fit(hp, device)
-        max_diff = max(max_diff, *(abs(a - b) for a, b in zip(h.train_loss, t.train_loss, strict=True)))
-        if i > 0:
-            hand.append(h.wall_s)
-            lit.append(t.wall_s)
-    return {"hand_s": hand, "trainer_s": lit, "max_loss_diff": max_diff}
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_threads(hp) or before)
+    try:
+        threads = torch.get_num_threads()
+        for i in range(repeats + 1):
+            h, t = hand_loop(hp, device), trainer_fit(hp, device)
+            max_diff = max(max_diff, *(abs(a - b) for a, b in zip(h.train_loss, t.train_loss, strict=True)))
+            if i > 0:
+                hand.append(h.wall_s)
+                lit.append(t.wall_s)
+    finally:
+        torch.set_num_threads(before)
+    return {"hand_s": hand, "trainer_s": lit, "max_loss_diff": max_diff, "torch_threads": threads}

@@ -70,6 +70,24 @@ class HParamsSession(L.Callback):
             writer.flush()
 
 
+class TorchThreads(L.Callback):
+    """Trains on ``threads`` intra-op threads and gives torch its own count back after the fit.
+
+    Set at ``setup``, after Lightning's DDP strategy has picked a count of its own.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self._before = threads, None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._before is not None:
+            torch.set_num_threads(self._before)
+
+
 class DivergenceGuard(L.Callback):
     """Stops the run before an optimizer step that a non-finite loss or gradient would poison.
 
