@@ -18,7 +18,7 @@ import numpy as np
 
 from mlp_lightning.data import BatchOrder, load_splits
 from mlp_lightning.hparams import HParams
-from mlp_lightning.numpy_twin.train import Workspace, train_step
+from mlp_lightning.numpy_twin.step import Workspace, train_step
 from mlp_lightning.seeds import numpy_dropout_rng
 from mlp_lightning.weights import init_weights
 

@@ -122,7 +122,7 @@ def step_parity(
     import torch
 
     from mlp_lightning.lit_module import MLPClassifier
-    from mlp_lightning.numpy_twin.train import Workspace, train_step
+    from mlp_lightning.numpy_twin.step import Workspace, train_step
 
     Xtr, ytr, _, _ = load_splits(hp)
     Xtr = Xtr.astype(dtype)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mlp_lightning.hparams import HParams
 from mlp_lightning.model import TwoLayerMLP
 from mlp_lightning.numpy_twin import model as twin
-from mlp_lightning.numpy_twin.train import Workspace, train_step
+from mlp_lightning.numpy_twin.step import Workspace, train_step
 from mlp_lightning.weights import PARAM_NAMES, init_weights
 
 P = 0.4  # a dropout rate whose scale 1/(1-p) is not a power of two
@@ -187,3 +187,28 @@ def test_sgd_update_is_torch_sgd_with_weight_decay_on_W1_and_W2_only():
         np.testing.assert_allclose(
             params[name], t[name].detach().numpy(), rtol=1e-13, atol=1e-15, err_msg=name
         )
+
+
+@pytest.mark.parametrize(("p", "bits"), [(0.25, 8), (0.375, 8), (1 / 1024, 16), (0.3, 32)])
+def test_narrow_mask_draws_keep_units_with_exactly_probability_one_minus_p(p, bits):
+    width, _ = twin._mask_width(p)
+    assert width == bits
+    kept = 2**bits - twin.dropout_threshold(p, bits)  # draws at or above the threshold
+    assert kept / 2**bits == pytest.approx(1 - p, abs=0 if bits < 32 else 2**-32)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 1 / 1024])
+def test_every_mask_width_keeps_units_with_probability_one_minus_p(p):
+    keep = twin.draw_keep(np.random.default_rng(0), p, (400, 500), out=np.empty((400, 500), bool))
+    assert keep.mean() == pytest.approx(1 - p, abs=0.005)
+    # rows are independent draws, not one row repeated
+    assert not np.array_equal(keep[0], keep[1])
+
+
+def test_eval_only_buffers_give_the_same_logits_as_a_training_forward_without_dropout():
+    params, X, _, _ = problem(dtype=np.float32, B=40, D=5, H=64, C=3)
+    expected, _ = twin.forward(X, params)
+    eval_only = twin.Cache(X=X, h=np.empty((40, 64), np.float32), gate=None)
+    logits, cache = twin.forward(X, params, out=eval_only)
+    np.testing.assert_array_equal(logits, expected)
+    assert cache.gate is None

@@ -76,7 +76,7 @@ def test_bf16_mixed_trains_on_cpu_with_bfloat16_matmuls_and_float32_weights():
 def test_64_true_trains_in_float64_and_matches_the_numpy_twin_in_float64():
     import torch
 
-    from mlp_lightning.numpy_twin.train import Workspace, train_step
+    from mlp_lightning.numpy_twin.step import Workspace, train_step
 
     # dropout 0: the two sides draw different masks; 2 epochs of 3 steps, the last one partial
     hp = HParams(n_per_class=70, batch_size=48, dropout=0.0, max_epochs=2)

@@ -9,7 +9,6 @@ torchmetrics keeps them on the Lightning side.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.numpy_twin import model as twin
 from mlp_lightning.numpy_twin.checkpoint import CHECKPOINT_FILE, Checkpointer, TwinState, load_resume
 from mlp_lightning.numpy_twin.model import Cache, Params
+from mlp_lightning.numpy_twin.step import Workspace, empty_cache, train_step
 from mlp_lightning.report import epoch_line, final_report, should_report
 from mlp_lightning.resume import CHECKPOINT_DIR
 from mlp_lightning.runs import claim_run_dir
@@ -58,61 +58,6 @@ class RunningMean:
 
     def compute(self) -> tuple[float, float]:
         return float(self.loss_sum / self.weight), float(_f32(self.correct) / _f32(self.seen))
-
-
-def empty_cache(rows: int, D: int, H: int, dtype=np.float32) -> Cache:
-    """Forward-pass buffers for up to ``rows`` points (``forward`` fills views of them)."""
-    return Cache(X=np.empty((0, D), dtype), h=np.empty((rows, H), dtype), gate=np.empty((rows, H), dtype))
-
-
-@dataclass
-class Workspace:
-    """Buffers reused by every step, so a training step allocates no (B, H) array."""
-
-    xb: np.ndarray  # (B, D)
-    yb: np.ndarray  # (B,)
-    keep: np.ndarray  # (B, H) bool
-    cache: Cache
-    grads: Params
-    scratch: Params  # the update's temporaries, one per parameter
-
-    @classmethod
-    def allocate(cls, rows: int, params: Params, dtype=np.float32) -> Workspace:
-        D, H = params["W1"].shape
-        return cls(
-            xb=np.empty((rows, D), dtype),
-            yb=np.empty(rows, np.int64),
-            keep=np.empty((rows, H), bool),
-            cache=empty_cache(rows, D, H, dtype),
-            grads={k: np.empty_like(v) for k, v in params.items()},
-            scratch={k: np.empty_like(v) for k, v in params.items()},
-        )
-
-
-def train_step(
-    params: Params, X: np.ndarray, y: np.ndarray, hp: HParams, rng: np.random.Generator, ws: Workspace
-) -> tuple[np.float32, int]:
-    """Forward with dropout, loss, backward, update; returns (loss, correct) of that forward pass."""
-    B = X.shape[0]
-    keep = twin.draw_keep(rng, hp.dropout, (B, ws.keep.shape[1]), out=ws.keep[:B]) if hp.dropout > 0 else None
-    logits, cache = twin.forward(X, params, keep, hp.dropout, out=ws.cache)
-    correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
-    loss, dlogits = twin.cross_entropy(logits, y)
-    twin.backward(dlogits, cache, params, grads=ws.grads)
-    refuse_non_finite(loss, ws.grads)  # before the update, so the weights stay good
-    twin.sgd_update(params, ws.grads, hp.lr, hp.weight_decay, scratch=ws.scratch)
-    return loss, correct
-
-
-def refuse_non_finite(loss: np.float32, grads: Params) -> None:
-    """Raise DivergenceError naming the non-finite loss or gradients."""
-    # one cheap sum first; the exact check runs only when it fails (or merely overflowed)
-    if math.isfinite(loss) and math.isfinite(sum(float(g.sum()) for g in grads.values())):
-        return
-    bad = ["loss"] if not math.isfinite(loss) else []
-    bad += [f"gradient of {name}" for name, g in grads.items() if not np.isfinite(g).all()]
-    if bad:
-        raise DivergenceError(f"non-finite {', '.join(bad)} (loss {float(loss):g})")
 
 
 def evaluate(
@@ -152,7 +97,7 @@ def train(
         mean = RunningMean(resume.sums["loss_sum"], resume.sums["weight"], **resume.counts)
         step, first_epoch = resume.step, resume.epochs_done
     train_ws = Workspace.allocate(hp.batch_size, params)
-    eval_cache = empty_cache(min(len(Xva), EVAL_CHUNK), *params["W1"].shape)
+    eval_cache = empty_cache(min(len(Xva), EVAL_CHUNK), *params["W1"].shape, grad=False)
 
     def snapshot() -> TwinState:
         sums = {"loss_sum": mean.loss_sum, "weight": mean.weight}
