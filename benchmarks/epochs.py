@@ -32,6 +32,11 @@ def twin(hp: HParams) -> list[float]:
     return [end - begin for begin, end in zip(starts[:-1], ends, strict=True)]
 
 
+def twin_dropout0(hp: HParams) -> list[float]:
+    """The twin at ``--dropout 0``: the notebook's model (it has no dropout), for a like-for-like ratio."""
+    return twin(HParams(**{**hp.as_dict(), "dropout": 0.0}))
+
+
 def lightning(hp: HParams, device: str = "cpu") -> tuple[list[float], list[float]]:
     """``Trainer.fit`` on the project's module; also each epoch's train loss, to compare with the loop."""
     from benchmarks.overhead import trainer_fit
@@ -83,6 +88,7 @@ def sklearn(hp: HParams) -> list[float]:
 
 IMPLEMENTATIONS = {
     "twin": twin,
+    "twin_d0": twin_dropout0,
     "lightning": lightning,
     "hand_loop": hand_loop,
     "notebook": notebook,

@@ -10,6 +10,7 @@ GPU_START, GPU_END = "<!-- gpu:start -->", "<!-- gpu:end -->"
 
 IMPL_NAMES = {
     "twin": "NumPy twin (`mlp_lightning.numpy_twin`, dropout 0.5)",
+    "twin_d0": "NumPy twin, `--dropout 0` (the notebook's model: it has no dropout)",
     "lightning": "Lightning `Trainer.fit` (MLPClassifier + BlobDataModule)",
     "hand_loop": "hand-written torch loop, same module",
     "notebook": "notebook's NumPy code (`benchmarks/notebook_numpy.py`, no dropout)",
@@ -41,11 +42,15 @@ def targets(r: dict) -> list[list]:
         rows.append(
             ["NumPy twin, large: useful FLOP/s >= 50% of numpy GEMM", f"{share:.0%}", _check(share >= 0.5)]
         )
-        if "notebook" in big:
-            x = big["twin"]["samples_per_s"] / big["notebook"]["samples_per_s"]
-            rows.append(
-                ["NumPy twin, large: >= 1.8x the notebook's NumPy code", f"{x:.2f}x", _check(x >= 1.8)]
-            )
+    if "notebook" in big and "twin_d0" in big:
+        # like for like: the notebook has no dropout, so the target compares the twin at --dropout 0
+        nb = big["notebook"]["samples_per_s"]
+        x = big["twin_d0"]["samples_per_s"] / nb
+        shown = f"{x:.2f}x"
+        if "twin" in big:  # the default dropout 0.5, for the record
+            shown += f" (twin at dropout 0.5: {big['twin']['samples_per_s'] / nb:.2f}x)"
+        label = "NumPy twin at `--dropout 0`, large: >= 1.8x the notebook's NumPy code (no dropout)"
+        rows.append([label, shown, _check(x >= 1.8)])
     if "lightning" in big and "hand_loop" in big:
         x = big["lightning"]["median_s"] / big["hand_loop"]["median_s"]
         rows.append(["Lightning, large: epoch within 10% of the hand loop", f"{x:.3f}x", _check(x <= 1.10)])
@@ -123,7 +128,7 @@ def cpu_sections(r: dict) -> str:
         if row is None:
             rows.append([IMPL_NAMES[impl], "not installed: `pip install -e .[bench]`", "", ""])
             continue
-        lib = "numpy" if impl in ("twin", "notebook", "sklearn") else "torch"
+        lib = "numpy" if impl in ("twin", "twin_d0", "notebook", "sklearn") else "torch"
         share = row["gflops"] / big["gemm"][lib]
         rows.append(
             [IMPL_NAMES[impl], _num(row["samples_per_s"]), _num(row["gflops"]), f"{share:.0%} ({lib})"]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmar
 from benchmarks import report, sections  # noqa: E402
 from benchmarks.sections import DROPPED_ENV, Sizes  # noqa: E402
 
-IMPLS = ("twin", "notebook", "sklearn", "hand_loop", "lightning")
+IMPLS = ("twin", "twin_d0", "notebook", "sklearn", "hand_loop", "lightning")  # twin_d0 next to the notebook
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
