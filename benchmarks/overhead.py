@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 
+from mlp_lightning.callbacks import torch_threads
 from mlp_lightning.datamodule import BlobDataModule
 from mlp_lightning.hparams import HParams
 from mlp_lightning.lit_module import MLPClassifier
 from mlp_lightning.tensorboard_schema import TRAIN_LOSS
-from mlp_lightning.train_lightning import quiet_lightning, torch_threads
+from mlp_lightning.train_lightning import quiet_lightning
 
 
 @dataclass

@@ -8,7 +8,18 @@ import lightning as L
 import torch
 
 from mlp_lightning.data import BatchOrder, eval_chunks, make_blobs, shard, split_train_val
-from mlp_lightning.hparams import HParams
+from mlp_lightning.hparams import ConfigError, HParams
+
+
+def check_world_size(n_train: int, n_val: int, world_size: int) -> None:
+    """Raise ConfigError when a split has fewer points than processes: each needs one of both."""
+    for split, n in (("training", n_train), ("validation", n_val)):
+        if n < world_size:
+            raise ConfigError(
+                f"--n_per_class, --num_classes and --val_fraction give {n} {split} point(s), fewer than "
+                f"the {world_size} processes (--devices x --num_nodes); each process needs at least one: "
+                "use more points or fewer processes"
+            )
 
 
 class TensorBatches:
@@ -103,11 +114,7 @@ class BlobDataModule(L.LightningDataModule):
         # DistributedSampler only into torch DataLoaders, so it leaves this loader alone.
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         n_val = len(self.x_val)
-        if n_val < world:
-            raise ValueError(
-                f"--n_per_class and --val_fraction give {n_val} validation points, "
-                f"fewer than the {world} processes; each process needs at least one"
-            )
+        check_world_size(len(self.x_train), n_val, world)  # fit.py checks before training starts
         part = shard(0, n_val, rank, world)
         device = self._device()
         x, y = self.x_val[part].to(device), self.y_val[part].to(device)

@@ -27,13 +27,23 @@ def gather_rank_states(trainer: L.Trainer, state: dict[str, Any]) -> list[dict[s
     return gathered
 
 
-def own_rank_state(saved: dict[str, Any], trainer: L.Trainer) -> dict[str, Any]:
-    """This rank's entry of a checkpoint's ``ranks`` list (a checkpoint without one is one process's)."""
-    ranks = saved.get("ranks") or [saved]
-    if len(ranks) != trainer.world_size:
+def saved_ranks(saved: dict[str, Any]) -> list[dict[str, Any]]:
+    """A checkpoint's per-rank states, one per process (a checkpoint without ``ranks`` is one process's)."""
+    return saved.get("ranks") or [saved]
+
+
+def check_process_count(trained_by: int, world_size: int) -> None:
+    """Raise ResumeError unless a resume runs on as many processes as trained the run."""
+    if trained_by != world_size:
         raise ResumeError(
-            f"--resume: the run was trained by {len(ranks)} process(es) and this launch has "
-            f"{trainer.world_size}; resume it with {len(ranks)} (--devices x --num_nodes), because "
+            f"--resume: the run was trained by {trained_by} process(es) and this launch has "
+            f"{world_size}; resume it with {trained_by} (--devices x --num_nodes), because "
             "each process continues its own data shard, dropout RNG and metric sums"
         )
+
+
+def own_rank_state(saved: dict[str, Any], trainer: L.Trainer) -> dict[str, Any]:
+    """This rank's entry of a checkpoint's ``ranks`` list."""
+    ranks = saved_ranks(saved)
+    check_process_count(len(ranks), trainer.world_size)
     return ranks[trainer.global_rank]

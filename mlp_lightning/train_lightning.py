@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -10,6 +11,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlp_lightning.cli import RunArgs, fail
 from mlp_lightning.hparams import ConfigError, HParams
@@ -20,20 +22,6 @@ from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir
 
 TRAINER_NAME = "lightning"
 PROG, PROG_PATH = "fit.py", "scripts/fit.py"
-TINY_STEP_MACS = 1 << 22  # multiply-adds in one training step's forward pass
-
-
-def torch_threads(hp: HParams) -> int | None:
-    """torch's intra-op thread count for this model: 1 when it is tiny, else None (torch's default).
-
-    A step under ~4M multiply-adds (the seed config has 8k) is too small to split across
-    cores. Measured on a 2-core box: one thread is as fast when the box is idle, while two
-    run both this trainer and a plain loop up to 6x slower when another process holds a
-    core (each op's threads wait for each other). Above ~8M two threads win. The rule reads
-    only the hyperparameters, so a --seed gives the same numbers run after run.
-    """
-    step_macs = hp.batch_size * (hp.dim * hp.hidden_dim + hp.hidden_dim * hp.num_classes)
-    return 1 if step_macs < TINY_STEP_MACS else None
 
 
 def quiet_lightning() -> None:
@@ -97,12 +85,14 @@ class Resumed:
     hp: HParams
     epochs_done: int
     step: int
+    processes: int  # that trained it: a resume needs as many
 
 
 def load_resume(args: RunArgs) -> Resumed:
     """The run ``--resume`` names, checked; CheckpointError/ResumeError say what is wrong."""
     target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)  # before paying for torch
-    from mlp_lightning.checkpoints import load_for_resume
+    from mlp_lightning.checkpoints import PROJECT_KEY, load_for_resume
+    from mlp_lightning.rank_state import saved_ranks
 
     ckpt, hp = load_for_resume(target.checkpoint)
     epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
@@ -113,7 +103,8 @@ def load_resume(args: RunArgs) -> Resumed:
                 f"run {str(target.run_dir)!r} has already trained"
             )
         hp = dataclasses.replace(hp, max_epochs=args.hp.max_epochs)
-    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]))
+    processes = len(saved_ranks(ckpt[PROJECT_KEY]))
+    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes)
 
 
 def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
@@ -129,10 +120,6 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
                 "resume (pass --max_epochs with more epochs to train it further)"
             )
             return 0
-        print(
-            f"resuming {resumed.target.run_dir} from {resumed.target.checkpoint} "
-            f"({resumed.epochs_done} epochs and {resumed.step} steps done)"
-        )
 
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -143,14 +130,18 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         HParamsSession,
         TorchThreads,
         epoch_metrics,
+        torch_threads,
     )
     from mlp_lightning.checkpoints import DivergenceError
-    from mlp_lightning.datamodule import BlobDataModule
+    from mlp_lightning.datamodule import BlobDataModule, check_world_size
     from mlp_lightning.lit_module import MLPClassifier
+    from mlp_lightning.rank_state import check_process_count
     from mlp_lightning.run_checkpoint import RunCheckpoint, SafeCheckpointIO
 
     flags = args.trainer
     hp = resumed.hp if resumed else args.hp
+    # a new run's directory (and any parent it creates) goes again if the launch is refused
+    new_dirs = [] if resumed else _missing_dirs(Path(args.logdir) / TRAINER_NAME)
     version = resumed.target.version if resumed else run_version(args)
     logdir = resumed.target.logdir if resumed else args.logdir
     # a resumed run writes a new event file into its own directory: the same TensorBoard run
@@ -185,6 +176,23 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         num_sanity_val_steps=0,  # in-memory data: nothing for a sanity pass to catch
         log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
     )
+    try:  # the process count is known once the Trainer exists; refuse before anything is written
+        check_world_size(hp.n_train, hp.n_val, trainer.world_size)
+        if resumed:
+            check_process_count(resumed.processes, trainer.world_size)
+    except ConfigError as err:
+        if not resumed and version is not None:  # this process claimed the run's directory
+            for path in (Path(run_dir), *new_dirs):
+                with contextlib.suppress(OSError):  # rmdir only ever removes an empty directory
+                    path.rmdir()
+        if trainer.is_global_zero:
+            fail(PROG, str(err))
+        sys.exit(2)
+    if resumed:
+        print(
+            f"resuming {resumed.target.run_dir} from {resumed.target.checkpoint} "
+            f"({resumed.epochs_done} epochs and {resumed.step} steps done)"
+        )
     start = time.perf_counter()
     try:
         trainer.fit(
@@ -208,6 +216,11 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     if trainer.is_global_zero:
         print(final_report(epoch_metrics(trainer), run_dir, logdir, wall))
     return 0
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    return [p for p in (path, *path.parents) if not p.exists()]
 
 
 def _kept(checkpoint, run_dir: str) -> str:
