@@ -1,21 +1,57 @@
-"""One training step of the twin and the buffers it reuses: draw the mask, forward, loss, backward, update.
+"""The twin's per-step work: one training step (mask, forward, loss, backward, update), one evaluation
+pass, the buffers they reuse and the float32 running means they feed.
 
 Every (B, H) array a step needs lives in a ``Workspace`` allocated once per run, so
-the loop's cost is the two big matmuls plus a few elementwise passes over cached
-row blocks (see ``model``). At ``--dropout 0`` no mask is drawn at all.
+the loop's cost is the two big matmuls plus a few elementwise passes (see ``model``).
+At ``--dropout 0`` no mask is drawn at all; evaluation computes no gate.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlp_lightning.data import eval_chunks
 from mlp_lightning.hparams import HParams
 from mlp_lightning.numpy_twin import model as twin
 from mlp_lightning.numpy_twin.model import Cache, Params
 from mlp_lightning.safe_files import DivergenceError
+
+_f32 = np.float32
+
+
+@dataclass
+class RunningMean:
+    """Batch-size-weighted mean loss and accuracy, in float32 like torchmetrics' states."""
+
+    loss_sum: np.float32 = field(default_factory=lambda: _f32(0.0))
+    weight: np.float32 = field(default_factory=lambda: _f32(0.0))
+    correct: int = 0
+    seen: int = 0
+
+    def update(self, loss: np.float32, correct: int, batch: int) -> None:
+        self.loss_sum += _f32(loss) * _f32(batch)
+        self.weight += _f32(batch)
+        self.correct += correct
+        self.seen += batch
+
+    def compute(self) -> tuple[float, float]:
+        return float(self.loss_sum / self.weight), float(_f32(self.correct) / _f32(self.seen))
+
+
+def evaluate(
+    params: Params, X: np.ndarray, y: np.ndarray, buffers: Cache | None = None
+) -> tuple[float, float]:
+    """Loss and accuracy over the whole split, eval mode, in the shared evaluation chunks."""
+    mean = RunningMean()
+    for chunk in eval_chunks(len(X)):
+        logits, _ = twin.forward(X[chunk], params, out=buffers)
+        correct = int(np.count_nonzero(logits.argmax(axis=1) == y[chunk]))
+        loss, _ = twin.cross_entropy(logits, y[chunk])
+        mean.update(loss, correct, len(logits))
+    return mean.compute()
 
 
 def empty_cache(rows: int, D: int, H: int, dtype=np.float32, grad: bool = True) -> Cache:

@@ -12,19 +12,17 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlp_lightning.data import EVAL_CHUNK, BatchOrder, eval_chunks, load_splits
+from mlp_lightning.data import EVAL_CHUNK, BatchOrder, load_splits
 from mlp_lightning.hparams import ConfigError, HParams
 from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
-from mlp_lightning.numpy_twin import model as twin
 from mlp_lightning.numpy_twin.checkpoint import CHECKPOINT_FILE, Checkpointer, TwinState, load_resume
-from mlp_lightning.numpy_twin.model import Cache, Params
-from mlp_lightning.numpy_twin.step import Workspace, empty_cache, train_step
+from mlp_lightning.numpy_twin.model import Params
+from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
 from mlp_lightning.report import epoch_line, final_report, should_report
 from mlp_lightning.resume import CHECKPOINT_DIR
 from mlp_lightning.runs import claim_run_dir
@@ -38,39 +36,6 @@ if TYPE_CHECKING:
 
 TRAINER_NAME = "numpy"
 PROG = "baseline_numpy.py"
-_f32 = np.float32
-
-
-@dataclass
-class RunningMean:
-    """Batch-size-weighted mean loss and accuracy, in float32 like torchmetrics' states."""
-
-    loss_sum: np.float32 = field(default_factory=lambda: _f32(0.0))
-    weight: np.float32 = field(default_factory=lambda: _f32(0.0))
-    correct: int = 0
-    seen: int = 0
-
-    def update(self, loss: np.float32, correct: int, batch: int) -> None:
-        self.loss_sum += _f32(loss) * _f32(batch)
-        self.weight += _f32(batch)
-        self.correct += correct
-        self.seen += batch
-
-    def compute(self) -> tuple[float, float]:
-        return float(self.loss_sum / self.weight), float(_f32(self.correct) / _f32(self.seen))
-
-
-def evaluate(
-    params: Params, X: np.ndarray, y: np.ndarray, buffers: Cache | None = None
-) -> tuple[float, float]:
-    """Loss and accuracy over the whole split, eval mode, in the shared evaluation chunks."""
-    mean = RunningMean()
-    for chunk in eval_chunks(len(X)):
-        logits, _ = twin.forward(X[chunk], params, out=buffers)
-        correct = int(np.count_nonzero(logits.argmax(axis=1) == y[chunk]))
-        loss, _ = twin.cross_entropy(logits, y[chunk])
-        mean.update(loss, correct, len(logits))
-    return mean.compute()
 
 
 def train(
