@@ -214,6 +214,8 @@ def one_line(message: str) -> str:
         key, type_name, value = m.groups()
         kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(type_name, type_name)
         return f"--{key} must be {kind}, got {value.strip()!r}"
+    if message.startswith(("Problems parsing config", "Unexpected config")):  # the file is not flag: value
+        return f"--config: {' '.join(message.split())} (allowed: a YAML file of flag: value lines)"
     m = re.match(r'Parser key "(\w+)":\s*(.*)', message, re.S)
     if m:
         return f"--{m.group(1)}: {' '.join(m.group(2).split())}"

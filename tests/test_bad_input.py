@@ -24,6 +24,7 @@ CONFIGS = {
     "wrong_type.yaml": "batch_size: abc\n",
     "out_of_range.yaml": "dropout: 1.5\n",
     "a_list.yaml": "- lr\n- 0.1\n",
+    "plain_text.yaml": "just text\n",
 }
 
 # (argv, what the one line must name)
@@ -59,11 +60,12 @@ COMMON = [
     (["--resume", "--lr", "0.5"], "--lr"),
     (["--resume", "--config", "{cfg}/out_of_range.yaml"], "--dropout"),
     (["--config", "{cfg}/missing.yaml"], "--config"),
-    (["--config", "{cfg}/not_yaml.yaml"], "config"),
+    (["--config", "{cfg}/not_yaml.yaml"], "error: --config: "),
     (["--config", "{cfg}/unknown_key.yaml"], "lrr"),
     (["--config", "{cfg}/wrong_type.yaml"], "--batch_size"),
     (["--config", "{cfg}/out_of_range.yaml"], "--dropout"),
-    (["--config", "{cfg}/a_list.yaml"], "config"),
+    (["--config", "{cfg}/a_list.yaml"], "error: --config: "),
+    (["--config", "{cfg}/plain_text.yaml"], "error: --config: "),
 ]
 FIT_ONLY = [
     (["--accelerator", "tpu"], "--accelerator"),
