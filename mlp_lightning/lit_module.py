@@ -44,15 +44,6 @@ class MLPClassifier(L.LightningModule):
             lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
         )  # fmt: skip
 
-    def __setattr__(self, name: str, value) -> None:
-        # Lightning records the running hook's name here around every hook call, ~40 times a
-        # step. nn.Module's checks for Parameters, Modules and buffers (~1.6 us a call) then
-        # cost ~10% of a seed-config fit; a hook's name is none of those, so skip them.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 

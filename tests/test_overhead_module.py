@@ -3,16 +3,6 @@
 import torch
 
 from mlp_lightning.datamodule import BlobDataModule
-from mlp_lightning.lit_module import MLPClassifier
-
-
-def test_the_hook_name_fast_path_stores_a_plain_attribute_and_parameters_still_register():
-    module = MLPClassifier()
-    module._current_fx_name = "training_step"
-    assert module._current_fx_name == "training_step"
-    assert "_current_fx_name" not in dict(module.named_parameters()) | dict(module.named_buffers())
-    module.extra = torch.nn.Parameter(torch.zeros(1))  # every other name keeps nn.Module's rules
-    assert "extra" in dict(module.named_parameters())
 
 
 def test_a_batch_already_on_the_device_is_handed_over_unchanged_and_others_are_moved():
