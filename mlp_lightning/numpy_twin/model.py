@@ -23,15 +23,25 @@ Params = dict[str, np.ndarray]  # W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)
 # what one pass writes is still in the core's cache when the next pass reads it.
 BLOCK_BYTES = 1 << 18
 
+# OpenBLAS runs a GEMM of m*n*k <= 2**18 on the calling thread and wakes its other
+# threads above that. For the thin products with the C-wide second layer (h @ W2,
+# dlogits @ W2.T, h.T @ dlogits) waking them costs more than the product, and when
+# another process holds a core it cost 10-60 ms a call here: so those run in slices
+# under this size, and only the two big GEMMs use every core.
+SINGLE_THREAD_MNK = 1 << 18
 
-def block_rows(row_bytes: int) -> int:
-    """How many rows of ``row_bytes`` make one block of about ``BLOCK_BYTES``."""
-    return max(1, BLOCK_BYTES // max(row_bytes, 1))
+
+def block_rows(row_bytes: int, mnk_per_row: int = 0) -> int:
+    """Rows per block: about ``BLOCK_BYTES``, and a GEMM of ``mnk_per_row`` per row kept single-threaded."""
+    rows = BLOCK_BYTES // max(row_bytes, 1)
+    if mnk_per_row:
+        rows = min(rows, SINGLE_THREAD_MNK // mnk_per_row)
+    return max(1, rows)
 
 
-def row_blocks(n_rows: int, row_bytes: int) -> Iterator[slice]:
-    """Slices of consecutive rows, about ``BLOCK_BYTES`` each, covering ``range(n_rows)``."""
-    step = block_rows(row_bytes)
+def row_blocks(n_rows: int, row_bytes: int, mnk_per_row: int = 0) -> Iterator[slice]:
+    """Slices of consecutive rows covering ``range(n_rows)``, ``block_rows`` rows each."""
+    step = block_rows(row_bytes, mnk_per_row)
     return (slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step))
 
 
@@ -98,9 +108,11 @@ def forward(
     if gate is None and keep is not None:
         raise ValueError("dropout needs a gate for backward: these buffers are eval only (gate=None)")
     np.matmul(X, W1, out=h)  # z1, (B, H)
+    C = W2.shape[1]
+    logits = np.empty((B, C), dtype=X.dtype)
     scale = X.dtype.type(1.0 / (1.0 - p))  # inverted dropout: E[h] is as in eval mode
-    alive = np.empty((min(B, block_rows(h.strides[0])), H), bool) if keep is not None else None
-    for rows in row_blocks(B, h.strides[0]):  # each block: 3 passes without dropout, 5 with
+    alive = np.empty((min(B, block_rows(h.strides[0], H * C)), H), bool) if keep is not None else None
+    for rows in row_blocks(B, h.strides[0], H * C):  # each block: 3 passes without dropout, 5 with
         z = h[rows]
         z += b1
         if gate is None:
@@ -114,7 +126,7 @@ def forward(
             a &= keep[rows]  # ReLU passes it and dropout keeps it
             np.multiply(a, scale, out=gate[rows])
             z *= gate[rows]
-    logits = h @ W2  # (B, C)
+        np.matmul(z, W2, out=logits[rows])  # while the block of h is in cache
     logits += b2
     return logits, Cache(X=X, h=h, gate=gate)
 
@@ -146,11 +158,14 @@ def backward(dlogits: np.ndarray, cache: Cache, params: Params, grads: Params | 
     if grads is None:
         grads = {name: np.empty_like(value) for name, value in params.items()}
     B = dlogits.shape[0]
-    np.matmul(cache.h.T, dlogits, out=grads["W2"])  # (H, C)
+    h, C = cache.h[:B], W2.shape[1]
+    for units in row_blocks(len(W2), 0, B * C):  # (H, C) in slices of hidden units
+        np.matmul(h[:, units].T, dlogits, out=grads["W2"][units])
     np.sum(dlogits, axis=0, out=grads["b2"])  # (C,)
-    dz1 = cache.h[:B]  # dh and then dz1 (B, H) reuse h, which is spent
-    np.matmul(dlogits, W2.T, out=dz1)  # dh: one BLAS call (blocks of rows cost a third more here)
-    dz1 *= cache.gate  # back through dropout and ReLU, in place
+    dz1 = h  # dh and then dz1 (B, H) reuse h, which is spent
+    for rows in row_blocks(B, dz1.strides[0], len(W2) * C):
+        np.matmul(dlogits[rows], W2.T, out=dz1[rows])  # dh
+        dz1[rows] *= cache.gate[rows]  # back through dropout and ReLU, in place
     np.matmul(cache.X.T, dz1, out=grads["W1"])  # (D, H)
     np.sum(dz1, axis=0, out=grads["b1"])  # (H,)
     return grads
