@@ -11,15 +11,18 @@ paying for that import).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mlp_lightning.hparams import HParams
+from mlp_lightning.resume import ResumeError, ResumeTarget
 from mlp_lightning.safe_files import (  # noqa: F401 (re-exported: the Lightning side imports them here)
     CheckpointError,
     DivergenceError,
@@ -120,3 +123,31 @@ def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
                 f"checkpoint {str(path)!r} lacks {key!r}: it holds weights, not a run to resume"
             )
     return ckpt, hp
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A run to resume, checked: where it is, its hyperparameters and how far it got."""
+
+    target: ResumeTarget
+    hp: HParams
+    epochs_done: int
+    step: int
+    processes: int  # that trained it: a resume needs as many
+
+
+def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str]) -> Resumed:
+    """Load and check ``target``'s checkpoint; only a given ``--max_epochs`` may extend it."""
+    from mlp_lightning.rank_state import saved_ranks
+
+    ckpt, hp = load_for_resume(target.checkpoint)
+    epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    if "max_epochs" in given:
+        if requested.max_epochs < epochs_done:
+            raise ResumeError(
+                f"--max_epochs {requested.max_epochs} is fewer than the {epochs_done} epochs "
+                f"run {str(target.run_dir)!r} has already trained"
+            )
+        hp = dataclasses.replace(hp, max_epochs=requested.max_epochs)
+    processes = len(saved_ranks(ckpt[PROJECT_KEY]))
+    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes)

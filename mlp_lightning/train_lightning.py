@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlp_lightning.cli import RunArgs, fail
-from mlp_lightning.hparams import ConfigError, HParams
+from mlp_lightning.hparams import ConfigError
 from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.report import final_report
-from mlp_lightning.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, ResumeError, ResumeTarget, resolve_resume
+from mlp_lightning.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, resolve_resume
 from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir
 
 TRAINER_NAME = "lightning"
@@ -80,39 +78,14 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
         stop.restore()
 
 
-@dataclass(frozen=True)
-class Resumed:
-    target: ResumeTarget
-    hp: HParams
-    epochs_done: int
-    step: int
-    processes: int  # that trained it: a resume needs as many
-
-
-def load_resume(args: RunArgs) -> Resumed:
-    """The run ``--resume`` names, checked; CheckpointError/ResumeError say what is wrong."""
-    target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)  # before paying for torch
-    from mlp_lightning.checkpoints import PROJECT_KEY, load_for_resume
-    from mlp_lightning.rank_state import saved_ranks
-
-    ckpt, hp = load_for_resume(target.checkpoint)
-    epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
-    if "max_epochs" in args.given:
-        if args.hp.max_epochs < epochs_done:
-            raise ResumeError(
-                f"--max_epochs {args.hp.max_epochs} is fewer than the {epochs_done} epochs "
-                f"run {str(target.run_dir)!r} has already trained"
-            )
-        hp = dataclasses.replace(hp, max_epochs=args.hp.max_epochs)
-    processes = len(saved_ranks(ckpt[PROJECT_KEY]))
-    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes)
-
-
 def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     resumed = None
     if args.resume is not None:
         try:
-            resumed = load_resume(args)
+            target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)  # before paying for torch
+            from mlp_lightning.checkpoints import load_resume
+
+            resumed = load_resume(target, args.hp, args.given)
         except ConfigError as err:
             fail(PROG, str(err))
         if resumed.epochs_done >= resumed.hp.max_epochs:
