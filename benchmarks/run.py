@@ -61,6 +61,13 @@ def measure_cpu(sizes: Sizes) -> dict:
         statistics.median(ov["trainer_s"]),
     )
     results["overhead"] = ov
+    log("2/5 Lightning's overhead, large config")
+    ovl = sections.overhead_large(sizes)
+    ovl["hand_median_s"], ovl["trainer_median_s"] = (
+        statistics.median(ovl["hand_s"]),
+        statistics.median(ovl["trainer_s"]),
+    )
+    results["overhead_large"] = ovl
     log("3/5 large config")
     results["large"] = sections.large(sizes, IMPLS)
     log("4/5 memory")

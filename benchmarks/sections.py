@@ -106,6 +106,16 @@ def overhead_seed(sizes: Sizes) -> dict:
     return sizes.task({"task": "overhead", "hp": sizes.seed_hp, "repeats": sizes.repeats})
 
 
+def overhead_large(sizes: Sizes) -> dict:
+    """Section 2 at the large config: training epochs of both drivers, alternated in one process.
+
+    Timed in one process, pair by pair, so load that comes and goes on a shared machine
+    falls on both sides alike (section 3 runs each implementation in its own process).
+    """
+    hp = {**sizes.large_hp, "max_epochs": 2}  # the first epoch of each run is warm-up
+    return sizes.task({"task": "overhead", "hp": hp, "repeats": sizes.repeats, "per_epoch": True})
+
+
 def epochs(sizes: Sizes, impl: str, hp: dict, repeats: int) -> dict:
     out = sizes.task({"task": "epochs", "impl": impl, "hp": {**hp, "max_epochs": 1 + repeats}})
     out["median_s"] = statistics.median(out["epoch_s"][1:])

@@ -32,7 +32,7 @@ def run(task: dict) -> dict:
     if kind == "overhead":
         from benchmarks.overhead import compare
 
-        return compare(hp, task["repeats"], task.get("device", "cpu"))
+        return compare(hp, task["repeats"], task.get("device", "cpu"), task.get("per_epoch", False))
     if kind == "machine":
         from benchmarks.machine import describe
 
