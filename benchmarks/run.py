@@ -55,19 +55,9 @@ def measure_cpu(sizes: Sizes) -> dict:
     log("1/5 whole process, seed config")
     results["whole"] = sections.whole_process(sizes)
     log("2/5 Lightning's overhead, seed config")
-    ov = sections.overhead_seed(sizes)
-    ov["hand_median_s"], ov["trainer_median_s"] = (
-        statistics.median(ov["hand_s"]),
-        statistics.median(ov["trainer_s"]),
-    )
-    results["overhead"] = ov
+    results["overhead"] = _with_medians(sections.overhead_seed(sizes))
     log("2/5 Lightning's overhead, large config")
-    ovl = sections.overhead_large(sizes)
-    ovl["hand_median_s"], ovl["trainer_median_s"] = (
-        statistics.median(ovl["hand_s"]),
-        statistics.median(ovl["trainer_s"]),
-    )
-    results["overhead_large"] = ovl
+    results["overhead_large"] = _with_medians(sections.overhead_large(sizes))
     log("3/5 large config")
     results["large"] = sections.large(sizes, IMPLS)
     log("4/5 memory")
@@ -75,6 +65,13 @@ def measure_cpu(sizes: Sizes) -> dict:
     log("5/5 scaling")
     results["scaling"] = sections.scaling(sizes)
     return results
+
+
+def _with_medians(overhead: dict) -> dict:
+    """Adds the median of each driver's kept times to a section-2 result."""
+    overhead["hand_median_s"] = statistics.median(overhead["hand_s"])
+    overhead["trainer_median_s"] = statistics.median(overhead["trainer_s"])
+    return overhead
 
 
 def main(argv: list[str] | None = None) -> int:
