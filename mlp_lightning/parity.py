@@ -21,6 +21,7 @@ from mlp_lightning.cli import parse_fit_args, parse_numpy_args
 from mlp_lightning.compare import WEIGHT_TOLERANCE, newest_run
 from mlp_lightning.data import BatchOrder, load_splits
 from mlp_lightning.hparams import ConfigError, HParams
+from mlp_lightning.seeds import numpy_dropout_rng
 from mlp_lightning.weights import PARAM_NAMES, init_weights
 
 
@@ -129,7 +130,7 @@ def step_parity(
     initial = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
     params = {name: value.astype(dtype) for name, value in initial.items()}
     ws = Workspace.allocate(hp.batch_size, params, dtype)
-    rng = np.random.default_rng(0)  # unused at --dropout 0
+    rng = numpy_dropout_rng(hp.seed)  # the twin's own stream; no draws at --dropout 0
 
     module = MLPClassifier.from_hparams(hp).to(getattr(torch, np.dtype(dtype).name))
     module.train()
