@@ -78,6 +78,17 @@ class MLPClassifier(L.LightningModule):
             metrics.update(self._compute("train"))
         self.log_dict(metrics, prog_bar=True)
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning 2.6 loads a resumed run's weights before the precision plugin converts
+        # the module, so a 64-true run's float64 weights would be rounded through this
+        # float32 module: widen it first (the plugin's own cast is then a no-op). Lower
+        # precisions lose nothing on the way, and the plugin casts them as usual.
+        if (
+            self.trainer.precision == "64-true"
+            and checkpoint["state_dict"]["model.W1"].dtype == torch.float64
+        ):
+            self.model.double()
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         weights = [self.model.W1, self.model.W2]
         biases = [self.model.b1, self.model.b2]
