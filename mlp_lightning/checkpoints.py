@@ -87,6 +87,23 @@ def checkpoint_hparams(ckpt: dict[str, Any], path: Path) -> HParams:
     return stored_hparams(section["hparams"], path)
 
 
+def checkpoint_trainer_flags(ckpt: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """The Lightning flags the run trained with (None in a checkpoint from before they were stored).
+
+    Their values are checked where they are used, like those typed on a command line.
+    """
+    flags = ckpt[PROJECT_KEY].get("trainer")
+    plain = isinstance(flags, dict) and all(
+        isinstance(k, str) and type(v) in (str, int) for k, v in flags.items()
+    )
+    if flags is not None and not plain:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: its Lightning flags are not a table of names to "
+            f"strings or integers: {' '.join(repr(flags).split())[:200]}"
+        )
+    return flags
+
+
 def check_weights(ckpt: dict[str, Any], hp: HParams, path: Path) -> None:
     """The state_dict has exactly the MLP's parameters, in the shapes ``hp`` gives, all finite."""
     state = ckpt.get("state_dict")
@@ -116,6 +133,7 @@ def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
     """Read and check a checkpoint to resume from; CheckpointError names what is wrong."""
     ckpt = read_checkpoint(path)
     hp = checkpoint_hparams(ckpt, path)
+    checkpoint_trainer_flags(ckpt, path)
     check_weights(ckpt, hp, path)
     for key in ("loops", "optimizer_states", "callbacks"):
         if key not in ckpt:
@@ -134,6 +152,8 @@ class Resumed:
     epochs_done: int
     step: int
     processes: int  # that trained it: a resume needs as many
+    trainer_flags: dict[str, Any] | None = None  # the Lightning flags it trained with (None: not stored)
+    device: str | None = None  # the device type it last trained on: "cpu", "cuda", "mps"
 
 
 def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str]) -> Resumed:
@@ -149,5 +169,7 @@ def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str])
                 f"run {str(target.run_dir)!r} has already trained"
             )
         hp = dataclasses.replace(hp, max_epochs=requested.max_epochs)
-    processes = len(saved_ranks(ckpt[PROJECT_KEY]))
-    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes)
+    section = ckpt[PROJECT_KEY]
+    processes = len(saved_ranks(section))
+    flags, device = checkpoint_trainer_flags(ckpt, target.checkpoint), section.get("device")
+    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes, flags, device)

@@ -15,16 +15,16 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Optional, Union, get_type_hints
+from typing import Any, NoReturn, Optional, Union, get_type_hints
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from mlp_lightning.hparams import ConfigError, HParams, validate
-from mlp_lightning.resume import RESUME_NEWEST, check_resume_flags
+from mlp_lightning.resume import RESUME_NEWEST, ResumeError, check_resume_flags
 from mlp_lightning.runs import check_logdir
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -188,6 +188,31 @@ def _check_device_combination(flags: TrainerFlags) -> None:
         raise ConfigError(f"--precision {precision} needs float64, which mps lacks; use 32-true, bf16-mixed")
     if on_cpu and flags.strategy == "fsdp":
         raise ConfigError("--strategy fsdp needs a CUDA GPU; on the CPU use ddp, ddp_spawn or ddp_fork")
+
+
+def resumed_trainer_flags(
+    saved: Mapping[str, Any] | None, requested: TrainerFlags, given: frozenset[str]
+) -> TrainerFlags:
+    """The Lightning flags a resumed run trains with: its own, except those given again.
+
+    A bare ``--resume`` continues on the accelerator and in the precision the run
+    started with: on a machine with a GPU, ``--accelerator auto`` would otherwise move
+    a CPU run onto it (and a ``64-true`` run would continue in ``32-true``), and its
+    numbers would no longer be the uninterrupted run's. A flag given beside
+    ``--resume`` still wins, to move a run to other hardware on purpose. A checkpoint
+    from before the flags were stored (``saved`` is None) keeps the command line's.
+    """
+    names = [f.name for f in dataclasses.fields(TrainerFlags)]
+    kept = {name: saved[name] for name in names if saved and name in saved and name not in given}
+    flags = dataclasses.replace(requested, **kept)
+    try:
+        return validate_trainer(flags)
+    except ConfigError as err:
+        from_run = ", ".join(f"--{name} {value}" for name, value in kept.items())
+        raise ResumeError(
+            f"--resume: {err}; the run was started with {from_run}: give the flag beside --resume "
+            "to continue it with another value"
+        ) from None
 
 
 def nvidia_gpu_present() -> bool:

@@ -12,8 +12,8 @@ Lightning saves the weights, optimizer, loop counters and the training loader's
 position (``BatchOrder`` counts the batches handed out; the loader has a length, so
 Lightning fetches without prefetching and that count is the batches trained on).
 It does not save the torch RNG that dropout draws from, nor the torchmetrics sums
-of an epoch in progress: the ``mlp_lightning`` section carries them, and the run's
-hyperparameters as plain values.
+of an epoch in progress: the ``mlp_lightning`` section carries them, the run's
+hyperparameters and Lightning flags as plain values, and the device type it ran on.
 """
 
 from __future__ import annotations
@@ -89,8 +89,16 @@ def _detach(states: dict[str, Any]) -> dict[str, Any]:
 class RunCheckpoint(L.Callback):
     """Saves ``path`` at the boundaries listed above; turns a stop request into a saved stop."""
 
-    def __init__(self, path: Path, hparams: dict[str, Any], every_n_steps: int, stop: StopRequest) -> None:
+    def __init__(
+        self,
+        path: Path,
+        hparams: dict[str, Any],
+        every_n_steps: int,
+        stop: StopRequest,
+        trainer_flags: dict[str, Any] | None = None,
+    ) -> None:
         self.path, self.hparams, self.every_n_steps, self.stop = Path(path), hparams, every_n_steps, stop
+        self.trainer_flags = trainer_flags or {}  # a bare --resume trains with them again
         self.saved_at: tuple[int, int] | None = None  # (0-based epoch, global step) of the last save
         self.stopped = False  # True once a stop request has been honoured
         self._to_restore: dict[str, Any] | None = None
@@ -143,6 +151,8 @@ class RunCheckpoint(L.Callback):
         checkpoint[PROJECT_KEY] = {
             "format": FORMAT_VERSION,
             "hparams": dict(self.hparams),
+            "trainer": dict(self.trainer_flags),
+            "device": trainer.strategy.root_device.type,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "metrics": metric_states(pl_module),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlp_lightning.cli import RunArgs, fail
+from mlp_lightning.cli import RunArgs, TrainerFlags, fail, resumed_trainer_flags
 from mlp_lightning.hparams import ConfigError
 from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.report import final_report
@@ -86,6 +87,7 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
             from mlp_lightning.checkpoints import load_resume
 
             resumed = load_resume(target, args.hp, args.given)
+            flags = resumed_trainer_flags(resumed.trainer_flags, args.trainer, args.given)
         except ConfigError as err:
             fail(PROG, str(err))
         if resumed.epochs_done >= resumed.hp.max_epochs:
@@ -113,7 +115,8 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     from mlp_lightning.rank_state import check_process_count
     from mlp_lightning.run_checkpoint import RunCheckpoint, SafeCheckpointIO
 
-    flags = args.trainer
+    if not resumed:
+        flags = args.trainer
     hp = resumed.hp if resumed else args.hp
     # a new run's directory (and any parent it creates) goes again if the launch is refused
     new_dirs = [] if resumed else _missing_dirs(Path(args.logdir) / TRAINER_NAME)
@@ -127,7 +130,9 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     datamodule = BlobDataModule.from_hparams(hp)
     model = MLPClassifier.from_hparams(hp)
     checkpoint_path = os.path.join(run_dir, CHECKPOINT_DIR, LAST_CHECKPOINT)
-    checkpoint = RunCheckpoint(checkpoint_path, hp.as_dict(), args.checkpoint_every_n_steps, stop)
+    checkpoint = RunCheckpoint(
+        checkpoint_path, hp.as_dict(), args.checkpoint_every_n_steps, stop, dataclasses.asdict(flags)
+    )
     threads = torch_threads(hp)
     trainer = L.Trainer(
         accelerator=flags.accelerator,
@@ -166,11 +171,13 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         if trainer.is_global_zero:
             fail(PROG, str(err))
         sys.exit(2)
-    if resumed:
+    if resumed and trainer.is_global_zero:
         print(
             f"resuming {resumed.target.run_dir} from {resumed.target.checkpoint} "
             f"({resumed.epochs_done} epochs and {resumed.step} steps done)"
         )
+        for change in resume_changes(resumed, flags, trainer.strategy.root_device.type):
+            print(f"{PROG}: note: {change}", file=sys.stderr)
     start = time.perf_counter()
     try:
         trainer.fit(
@@ -194,6 +201,17 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     if trainer.is_global_zero:
         print(final_report(epoch_metrics(trainer), run_dir, logdir, wall))
     return 0
+
+
+def resume_changes(resumed, flags: TrainerFlags, device: str) -> list[str]:
+    """What a resume changes about how the run computes; each change ends its bit-for-bit match."""
+    changes = []
+    if resumed.device is not None and resumed.device != device:
+        changes.append(f"the run trained on {resumed.device} and continues on {device}")
+    saved_precision = (resumed.trainer_flags or {}).get("precision")
+    if saved_precision is not None and str(saved_precision) != str(flags.precision):
+        changes.append(f"the run trained in precision {saved_precision} and continues in {flags.precision}")
+    return [f"{change}: from here its numbers will differ from an uninterrupted run's" for change in changes]
 
 
 def _missing_dirs(path: Path) -> list[Path]:

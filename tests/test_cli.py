@@ -3,8 +3,15 @@
 import pytest
 import yaml
 
-from mlp_lightning.cli import nvidia_gpu_present, parse_fit_args, parse_numpy_args
+from mlp_lightning.cli import (
+    TrainerFlags,
+    nvidia_gpu_present,
+    parse_fit_args,
+    parse_numpy_args,
+    resumed_trainer_flags,
+)
 from mlp_lightning.hparams import HParams
+from mlp_lightning.resume import ResumeError
 from tests.conftest import run_script
 
 BAD_INPUTS = [
@@ -93,3 +100,32 @@ def test_help_lists_every_flag_with_its_default():
     assert result.returncode == 0
     for flag in [*HParams().as_dict(), "logdir", "accelerator", "devices", "strategy", "precision", "config"]:
         assert f"--{flag}" in result.stdout
+
+
+SAVED_FLAGS = {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "64-true", "num_nodes": 1}
+
+
+def test_a_resume_takes_the_runs_own_lightning_flags_where_none_is_given():
+    flags = resumed_trainer_flags(SAVED_FLAGS, TrainerFlags(), given=frozenset({"resume"}))
+    assert flags == TrainerFlags(**SAVED_FLAGS)
+
+
+def test_a_lightning_flag_given_beside_resume_wins_over_the_runs_own():
+    requested = parse_fit_args(["--resume", "--precision", "bf16-mixed", "--devices", "1"])
+    flags = resumed_trainer_flags(SAVED_FLAGS, requested.trainer, requested.given)
+    assert flags == TrainerFlags(**{**SAVED_FLAGS, "precision": "bf16-mixed", "devices": 1})
+
+
+def test_a_checkpoint_without_stored_flags_resumes_with_the_command_lines():
+    requested = parse_fit_args(["--resume", "--accelerator", "cpu"])
+    assert resumed_trainer_flags(None, requested.trainer, requested.given) == requested.trainer
+
+
+def test_resuming_a_gpu_run_on_a_machine_without_one_says_which_flag_to_give(monkeypatch):
+    monkeypatch.setattr("mlp_lightning.cli.nvidia_gpu_present", lambda: False)
+    with pytest.raises(ResumeError) as err:
+        resumed_trainer_flags({**SAVED_FLAGS, "accelerator": "gpu"}, TrainerFlags(), frozenset({"resume"}))
+    message = str(err.value)
+    assert message.startswith("--resume: --accelerator gpu needs an NVIDIA GPU")
+    assert "the run was started with --accelerator gpu" in message
+    assert "give the flag beside --resume" in message and "\n" not in message

@@ -70,6 +70,10 @@ def with_hparam(ckpt: dict, name: str, value) -> dict:
     return {**ckpt, PROJECT_KEY: section}
 
 
+def with_trainer_flags(ckpt: dict, flags) -> dict:
+    return {**ckpt, PROJECT_KEY: {**ckpt[PROJECT_KEY], "trainer": flags}}
+
+
 def bad_files(good: dict, marker: Path) -> dict[str, tuple[bytes, str]]:
     """name -> (file contents, what the error must say)."""
     good_bytes = saved(good)
@@ -95,6 +99,11 @@ def bad_files(good: dict, marker: Path) -> dict[str, tuple[bytes, str]]:
         ),
         "hparam_not_plain": (saved(with_hparam(good, "lr", "0.1")), "not a plain float"),
         "hparam_out_of_range": (saved(with_hparam(good, "dropout", 1.5)), "--dropout must be in [0, 1)"),
+        "trainer_flags_not_a_table": (saved(with_trainer_flags(good, ["cpu"])), "Lightning flags"),
+        "trainer_flag_not_plain": (
+            saved(with_trainer_flags(good, {"accelerator": "cpu", "num_nodes": 1.5})),
+            "Lightning flags",
+        ),
         "weights_only": (saved({k: good[k] for k in ("state_dict", PROJECT_KEY)}), "lacks 'loops'"),
     }
 
@@ -196,6 +205,14 @@ def test_checkpoint_io_refuses_to_save_non_finite_weights(good_checkpoint, tmp_p
     with pytest.raises(DivergenceError, match="model.W2"):
         SafeCheckpointIO().save_checkpoint(poisoned, tmp_path / "last.ckpt")
     assert not (tmp_path / "last.ckpt").exists()
+
+
+def test_the_checkpoint_records_the_lightning_flags_and_the_device_it_trained_with(good_checkpoint):
+    section = good_checkpoint[PROJECT_KEY]
+    assert section["trainer"] == {
+        "accelerator": "cpu", "devices": "auto", "strategy": "auto", "precision": "32-true", "num_nodes": 1,
+    }  # fmt: skip
+    assert section["device"] == "cpu"
 
 
 def test_stored_hyperparameters_are_plain_python_values(good_checkpoint):

@@ -145,6 +145,48 @@ def test_resume_with_more_max_epochs_extends_a_finished_run_exactly(tmp_path):
     assert_same_training_state(final_state(extended), final_state(straight))
 
 
+def test_a_bare_resume_continues_in_the_precision_and_on_the_device_the_run_started_with(tmp_path, capsys):
+    """The run starts with ``--accelerator cpu --precision 64-true``; ``--resume`` alone must keep both.
+
+    With the command line's defaults instead (``auto``, ``32-true``), a machine with a GPU
+    would move the run onto it, and any machine would finish it in float32.
+    """
+    flags = (*SMALL, "--precision", "64-true")
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert run(straight, *flags) == 0
+    assert run(interrupted, *flags, callbacks=[SignalAt(signal.SIGINT, step=6)]) == 130
+    capsys.readouterr()
+    run_dir = interrupted / "lightning" / "version_0"
+
+    assert run(interrupted, "--resume", str(run_dir)) == 0
+
+    assert "note:" not in capsys.readouterr().err  # nothing about how it computes changed
+    state = final_state(run_dir)
+    assert state["state_dict"]["model.W1"].dtype == torch.float64
+    assert state[PROJECT_KEY]["trainer"]["precision"] == "64-true"
+    assert state[PROJECT_KEY]["device"] == "cpu"
+    assert read_scalars(run_dir) == read_scalars(straight / "lightning" / "version_0")
+    assert_same_training_state(state, final_state(straight / "lightning" / "version_0"))
+
+
+def test_a_lightning_flag_given_beside_resume_wins_and_the_run_is_told_its_numbers_will_differ(
+    tmp_path, capsys
+):
+    assert run(tmp_path, *SMALL, callbacks=[SignalAt(signal.SIGTERM, step=6)]) == 143
+    capsys.readouterr()
+
+    assert run(tmp_path, "--resume", "--precision", "bf16-mixed") == 0
+
+    err = capsys.readouterr().err
+    assert (
+        "fit.py: note: the run trained in precision 32-true and continues in bf16-mixed: "
+        "from here its numbers will differ from an uninterrupted run's"
+    ) in err
+    state = final_state(tmp_path / "lightning" / "version_0")
+    assert state[PROJECT_KEY]["trainer"]["precision"] == "bf16-mixed"
+    assert state[PROJECT_KEY]["trainer"]["accelerator"] == "cpu"  # kept: not given again
+
+
 def test_a_second_signal_stops_at_once():
     with StopRequest() as stop:
         signal.raise_signal(signal.SIGINT)
