@@ -78,16 +78,13 @@ class MLPClassifier(L.LightningModule):
             metrics.update(self._compute("train"))
         self.log_dict(metrics, prog_bar=True)
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Lightning 2.6 loads a resumed run's weights before the precision plugin converts
-        # the module, so a 64-true run's float64 weights would be rounded through this
-        # float32 module: widen it first (the plugin's own cast is then a no-op). Lower
-        # precisions lose nothing on the way, and the plugin casts them as usual.
-        if (
-            self.trainer.precision == "64-true"
-            and checkpoint["state_dict"]["model.W1"].dtype == torch.float64
-        ):
-            self.model.double()
+    def configure_model(self) -> None:
+        # Lightning 2.6 restores a resumed run's weights right after this hook but casts the
+        # module to the run's precision only later, so a 64-true run's float64 weights would
+        # be rounded through the float32 module. The Trainer calls this hook inside the
+        # precision's init context, whose default dtype is the one the run trains in: cast to
+        # it now, as the plugin would later (a no-op outside a Trainer and for 32-bit runs).
+        self.model.to(torch.get_default_dtype())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         weights = [self.model.W1, self.model.W2]
