@@ -2,8 +2,12 @@
 # The GPU check, prepared to run in one go on a machine with an NVIDIA GPU:
 # install as the README says, run the test suite (GPU tests included), train with
 # fit.py on the GPU three ways, and write everything under $OUT (default gpu_check/).
-# Usage: bash scripts/gpu_check.sh   (pytest -n 8 where pytest-xdist exists; carry a jsonargparse
-# wheel in .whl/ to a machine without a package registry)
+# Usage: bash scripts/gpu_check.sh   (pytest -n 8 where pytest-xdist exists)
+# A GPU machine without a package registry (the lent H100/H200 have torch, lightning, torchmetrics
+# and tensorboard, but not jsonargparse) gets wheels carried in .whl/, fetched beforehand with:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d .whl "jsonargparse==4.53.0"
 set -uo pipefail
 OUT=${OUT:-gpu_check}
 mkdir -p "$OUT"
