@@ -33,6 +33,8 @@ CHECKPOINT_EVERY_N_STEPS = 500
 PRECISIONS = (
     "64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
 )  # fmt: skip
+# the short names, as Lightning reads them: runs store and compare the full name
+PRECISION_ALIASES = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,8 @@ def validate_trainer(flags: TrainerFlags) -> TrainerFlags:
     if flags.accelerator == "mps" and sys.platform != "darwin":
         raise ConfigError("--accelerator mps needs Apple silicon (allowed here: cpu, auto)")
     _check_device_combination(flags)
-    return dataclasses.replace(flags, devices=devices)
+    precision = PRECISION_ALIASES.get(str(flags.precision), str(flags.precision))
+    return dataclasses.replace(flags, devices=devices, precision=precision)
 
 
 def _check_device_combination(flags: TrainerFlags) -> None:

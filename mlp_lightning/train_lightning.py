@@ -11,6 +11,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlp_lightning.cli import RunArgs, TrainerFlags, fail, resumed_trainer_flags
 from mlp_lightning.hparams import ConfigError
@@ -18,6 +19,9 @@ from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.report import final_report
 from mlp_lightning.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, resolve_resume
 from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir
+
+if TYPE_CHECKING:  # importing it needs torch, which the command line must not wait for
+    from mlp_lightning.checkpoints import Resumed
 
 TRAINER_NAME = "lightning"
 PROG, PROG_PATH = "fit.py", "scripts/fit.py"
@@ -80,7 +84,7 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
 
 
 def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
-    resumed = None
+    resumed, flags = None, args.trainer
     if args.resume is not None:
         try:
             target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)  # before paying for torch
@@ -115,8 +119,6 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     from mlp_lightning.rank_state import check_process_count
     from mlp_lightning.run_checkpoint import RunCheckpoint, SafeCheckpointIO
 
-    if not resumed:
-        flags = args.trainer
     hp = resumed.hp if resumed else args.hp
     # a new run's directory (and any parent it creates) goes again if the launch is refused
     new_dirs = [] if resumed else _missing_dirs(Path(args.logdir) / TRAINER_NAME)
@@ -203,13 +205,13 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     return 0
 
 
-def resume_changes(resumed, flags: TrainerFlags, device: str) -> list[str]:
+def resume_changes(resumed: Resumed, flags: TrainerFlags, device: str) -> list[str]:
     """What a resume changes about how the run computes; each change ends its bit-for-bit match."""
     changes = []
     if resumed.device is not None and resumed.device != device:
         changes.append(f"the run trained on {resumed.device} and continues on {device}")
     saved_precision = (resumed.trainer_flags or {}).get("precision")
-    if saved_precision is not None and str(saved_precision) != str(flags.precision):
+    if saved_precision is not None and saved_precision != flags.precision:
         changes.append(f"the run trained in precision {saved_precision} and continues in {flags.precision}")
     return [f"{change}: from here its numbers will differ from an uninterrupted run's" for change in changes]
 

@@ -129,3 +129,8 @@ def test_resuming_a_gpu_run_on_a_machine_without_one_says_which_flag_to_give(mon
     assert message.startswith("--resume: --accelerator gpu needs an NVIDIA GPU")
     assert "the run was started with --accelerator gpu" in message
     assert "give the flag beside --resume" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("short", "full"), [("64", "64-true"), ("32", "32-true"), ("bf16", "bf16-mixed")])
+def test_a_short_precision_name_becomes_the_full_one_lightning_reads_it_as(short, full):
+    assert parse_fit_args(["--precision", short, "--accelerator", "cpu"]).trainer.precision == full
