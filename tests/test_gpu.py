@@ -74,3 +74,38 @@ def test_fit_script_trains_on_the_gpu(tmp_path, flags):
     assert result.returncode == 0, result.stderr[-3000:]
     scalars = read_scalars(tmp_path / "lightning" / "version_0")
     assert scalars["val/acc"][-1][1] >= 0.98
+
+
+def test_an_interrupted_gpu_run_resumes_on_the_gpu_and_ends_where_an_uninterrupted_one_does(tmp_path, capsys):
+    """A bare ``--resume`` stays on the GPU (the flags are the run's) and restores the CUDA dropout RNG.
+
+    Compared within float32 rounding, not bit for bit: the project promises bits on CPU only.
+    """
+    import signal
+
+    from mlp_lightning.checkpoints import PROJECT_KEY
+    from tests.test_resume import SignalAt, final_state, run
+
+    flags = ("--accelerator", "gpu", "--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert run(straight, *flags) == 0
+    assert run(interrupted, *flags, callbacks=[SignalAt(signal.SIGINT, step=6)]) == 130
+    run_dir = interrupted / "lightning" / "version_0"
+    assert final_state(run_dir)[PROJECT_KEY]["device"] == "cuda"
+    capsys.readouterr()
+
+    assert run(interrupted, "--resume", str(run_dir)) == 0
+
+    assert "note:" not in capsys.readouterr().err  # continued on the GPU it started on
+    resumed, reference = final_state(run_dir), final_state(straight / "lightning" / "version_0")
+    assert resumed["global_step"] == reference["global_step"] == 12
+    for name, value in reference["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], value, msg=name)
+    ref_scalars = read_scalars(straight / "lightning" / "version_0")
+    got_scalars = read_scalars(run_dir)
+    assert got_scalars.keys() == ref_scalars.keys()
+    for tag, points in ref_scalars.items():
+        assert [step for step, _ in got_scalars[tag]] == [step for step, _ in points], tag
+        torch.testing.assert_close(
+            torch.tensor([v for _, v in got_scalars[tag]]), torch.tensor([v for _, v in points]), msg=tag
+        )
