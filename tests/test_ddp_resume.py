@@ -13,7 +13,7 @@ from mlp_lightning.checkpoints import PROJECT_KEY
 from mlp_lightning.rank_state import own_rank_state
 from mlp_lightning.resume import ResumeError
 from tests.conftest import read_scalars
-from tests.ddp_launch import REPO, fit_cmd, launch
+from tests.ddp_launch import FIT, REPO, fit_cmd, launch
 
 # 100 points -> 77 train: per epoch 2 global batches of 2 x 16 and a last one of 13 (6 / 7),
 # so the ranks draw different numbers of dropout bits and hold different metric sums
@@ -58,7 +58,8 @@ def test_interrupted_ddp_run_resumes_to_the_uninterrupted_result(tmp_path):
     checked_launch([*driver, *DDP, *HP, f"--logdir={parts}"], 143, STOP_AT_STEP=str(STOP_AT_STEP))
     run_dir = parts / "lightning" / "version_0"
     assert last_checkpoint(run_dir)["global_step"] == STOP_AT_STEP
-    checked_launch(fit_cmd(*DDP[1:], f"--resume={run_dir}"), 0)
+    # a bare --resume: the checkpoint's own flags relaunch the two processes on the CPU
+    checked_launch([sys.executable, FIT, f"--resume={run_dir}"], 0)
 
     a, b = last_checkpoint(whole / "lightning" / "version_0"), last_checkpoint(run_dir)
     assert a["global_step"] == b["global_step"] == 9
