@@ -11,7 +11,7 @@ validation metrics.
 Lightning saves the weights, optimizer, loop counters and the training loader's
 position (``BatchOrder`` counts the batches handed out; the loader has a length, so
 Lightning fetches without prefetching and that count is the batches trained on).
-It does not save the torch RNG that dropout draws from, nor the torchmetrics sums
+It does not save the torch RNGs that dropout draws from (the CPU's, or the GPU's), nor the torchmetrics sums
 of an epoch in progress: the ``mlp_lightning`` section carries them, the run's
 hyperparameters and Lightning flags as plain values, and the device type it ran on.
 """
@@ -86,6 +86,16 @@ def _detach(states: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def rank_state(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+    """What this process alone holds: its RNGs (the CPU's, and its GPU's) and its metric sums."""
+    device = trainer.strategy.root_device
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "metrics": metric_states(pl_module),
+    }
+
+
 class RunCheckpoint(L.Callback):
     """Saves ``path`` at the boundaries listed above; turns a stop request into a saved stop."""
 
@@ -109,8 +119,9 @@ class RunCheckpoint(L.Callback):
         if self._to_restore is not None:
             own = own_rank_state(self._to_restore, trainer)  # under DDP each rank has its own
             torch.set_rng_state(own["torch_rng"])
-            if torch.cuda.is_available() and self._to_restore.get("cuda_rng"):
-                torch.cuda.set_rng_state_all(self._to_restore["cuda_rng"])
+            device = trainer.strategy.root_device
+            if device.type == "cuda" and own.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(own["cuda_rng"], device)  # dropout on the GPU draws from it
             load_metric_states(pl_module, own["metrics"])
             self._to_restore = None
 
@@ -154,11 +165,9 @@ class RunCheckpoint(L.Callback):
             "trainer": dict(self.trainer_flags),
             "device": trainer.strategy.root_device.type,
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "metrics": metric_states(pl_module),
-            "ranks": gather_rank_states(
-                trainer, {"torch_rng": torch.get_rng_state(), "metrics": metric_states(pl_module)}
-            ),
+            # each process's own device RNG: under multi-GPU DDP every rank draws from its own GPU's
+            "ranks": gather_rank_states(trainer, rank_state(trainer, pl_module)),
             "stopped_by": self.stop.name,
         }
 
