@@ -4,8 +4,9 @@ Rank 0 writes the checkpoint from its own objects. The weights, the optimizer an
 the loader position are the same on every rank; the torch RNGs that dropout draws
 from (the CPU's, and each process's own GPU's) and the torchmetrics sums of an
 epoch in progress are not: each rank sums its own shard, and when the epoch's last
-batch splits unevenly the ranks draw masks for different numbers of points. So every save gathers each rank's state into the checkpoint, and
-a resume gives each rank back its own, which needs the same number of processes.
+batch splits unevenly the ranks draw masks for different numbers of points. So
+every save gathers each rank's state into the checkpoint, and a resume gives each
+rank back its own, which needs the same number of processes.
 """
 
 from __future__ import annotations
