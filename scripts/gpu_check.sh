@@ -25,25 +25,32 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
     "$PY" -c "import torch, lightning, torchmetrics, numpy; print('torch', torch.__version__, '| lightning', lightning.__version__, '| torchmetrics', torchmetrics.__version__, '| numpy', numpy.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name(0))"
 } 2>&1 | tee "$OUT/setup.log"
 
-# full logs go to $OUT; the console gets their ends
-"$PY" -m pytest -q -m gpu -p no:cacheprovider > "$OUT/pytest_gpu.log" 2>&1
+# full logs go to $OUT; the console gets their ends, and each step its start time
+echo "[$(date +%T)] GPU tests"
+timeout "${GPU_TEST_TIMEOUT:-240}" "$PY" -m pytest -q --tb=short -m gpu -p no:cacheprovider > "$OUT/pytest_gpu.log" 2>&1
 tail -n 15 "$OUT/pytest_gpu.log"
 
-for flags in "" "--precision bf16-mixed" "--devices 1 --strategy ddp"; do
+echo "[$(date +%T)] fit.py runs"
+# the first three are the users' GPU commands; 16-mixed and fsdp are offered on CUDA only, so run here
+for flags in "" "--precision bf16-mixed" "--devices 1 --strategy ddp" "--precision 16-mixed" "--strategy fsdp"; do
     echo "== python scripts/fit.py --accelerator gpu $flags"
     start=$SECONDS
-    "$PY" scripts/fit.py --accelerator gpu --logdir "$LOGS" $flags 2>&1 \
+    # a hung collective (NCCL) must not eat the device time of the steps after it
+    timeout "${FIT_TIMEOUT:-120}" "$PY" scripts/fit.py --accelerator gpu --logdir "$LOGS" $flags 2>&1 \
         | tr '\r' '\n' | grep -av '^Epoch\|^Validation\|^\s*$'
     echo "exit ${PIPESTATUS[0]}, wall $((SECONDS - start)) s (whole process)"
 done 2>&1 | tee "$OUT/fit.log"
 
-timeout "${BENCH_TIMEOUT:-200}" "$PY" benchmarks/run.py --sections gpu --repeats 2 --out "$OUT/BENCHMARKS_gpu.md" \
-    > "$OUT/bench.log" 2>&1
-tail -n 30 "$OUT/bench.log"
-
-# the rest of the suite last: what time is left goes to it (slow tests are CPU multi-process ones)
+# the rest of the suite (slow tests are CPU multi-process ones), then the benchmark, which its timeout cuts first
+echo "[$(date +%T)] the rest of the suite"
 xdist=""
 "$PY" -c "import xdist" 2>/dev/null && xdist="-n 8"
 timeout "${PYTEST_TIMEOUT:-240}" "$PY" -m pytest -q -m "not slow and not gpu" $xdist -p no:cacheprovider \
     > "$OUT/pytest.log" 2>&1
 tail -n 40 "$OUT/pytest.log"
+
+echo "[$(date +%T)] GPU benchmark rows"
+timeout "${BENCH_TIMEOUT:-200}" "$PY" benchmarks/run.py --sections gpu --repeats 2 --out "$OUT/BENCHMARKS_gpu.md" \
+    > "$OUT/bench.log" 2>&1
+tail -n 30 "$OUT/bench.log"
+echo "[$(date +%T)] done"

@@ -65,12 +65,19 @@ def test_training_on_cuda_keeps_data_weights_and_metrics_on_the_gpu_and_reloads_
     torch.testing.assert_close(on_cpu(x), module(x.cuda()).cpu(), rtol=1e-4, atol=1e-5)
 
 
-GPU_RUNS = [[], ["--precision", "bf16-mixed"], ["--devices", "1", "--strategy", "ddp"]]
+# the README's three GPU commands, then the two settings fit.py offers on CUDA alone
+GPU_RUNS = {
+    "fp32": [],
+    "bf16-mixed": ["--precision", "bf16-mixed"],
+    "ddp-1": ["--devices", "1", "--strategy", "ddp"],
+    "16-mixed": ["--precision", "16-mixed"],
+    "fsdp-1": ["--strategy", "fsdp"],
+}
 
 
-@pytest.mark.parametrize("flags", GPU_RUNS, ids=["fp32", "bf16-mixed", "ddp-1"])
+@pytest.mark.parametrize("flags", GPU_RUNS.values(), ids=GPU_RUNS.keys())
 def test_fit_script_trains_on_the_gpu(tmp_path, flags):
-    result = run_script("fit.py", "--accelerator", "gpu", "--logdir", str(tmp_path), *flags, timeout=300)
+    result = run_script("fit.py", "--accelerator", "gpu", "--logdir", str(tmp_path), *flags, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     scalars = read_scalars(tmp_path / "lightning" / "version_0")
     assert scalars["val/acc"][-1][1] >= 0.98
