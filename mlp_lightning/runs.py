@@ -8,6 +8,7 @@ over it gives every concurrent run its own version.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from mlp_lightning.hparams import ConfigError
@@ -44,3 +45,19 @@ def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:
             version += 1
             continue
         return run_dir, version
+
+
+def wait_for_a_later_event_file_second(run_dir: Path) -> None:
+    """Sleep, if needed, until a new event file in ``run_dir`` will sort after every file there.
+
+    TensorBoard reads a run's event files in name order. The name is
+    ``events.out.tfevents.<second>.<host>.<pid>.<n>``: across seconds that is time order, but
+    within one second the pid and a per-process counter decide ("10" sorts before "9"), so a
+    resume that opens its file in the second its interrupted run did would be read first.
+    Waiting for the next second costs nothing in practice: only a run interrupted within a
+    second of its start (a test) waits at all, and less than a second.
+    """
+    seconds = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")]
+    delay = max(seconds) + 1 - time.time() if seconds else 0.0
+    if delay > 0:
+        time.sleep(delay)

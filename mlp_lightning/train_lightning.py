@@ -18,7 +18,7 @@ from mlp_lightning.hparams import ConfigError
 from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.report import final_report
 from mlp_lightning.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, resolve_resume
-from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir
+from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir, wait_for_a_later_event_file_second
 
 if TYPE_CHECKING:  # importing it needs torch, which the command line must not wait for
     from mlp_lightning.checkpoints import Resumed
@@ -180,6 +180,7 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         )
         for change in resume_changes(resumed, flags, trainer.strategy.root_device.type):
             print(f"{PROG}: note: {change}", file=sys.stderr)
+        wait_for_a_later_event_file_second(Path(run_dir))  # TensorBoard reads the files in name order
     start = time.perf_counter()
     try:
         trainer.fit(

@@ -25,7 +25,7 @@ from mlp_lightning.numpy_twin.model import Params
 from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
 from mlp_lightning.report import epoch_line, final_report, should_report
 from mlp_lightning.resume import CHECKPOINT_DIR
-from mlp_lightning.runs import claim_run_dir
+from mlp_lightning.runs import claim_run_dir, wait_for_a_later_event_file_second
 from mlp_lightning.safe_files import DivergenceError
 from mlp_lightning.seeds import numpy_dropout_rng
 from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
@@ -127,6 +127,8 @@ def fit(args: RunArgs) -> int:
     else:
         run_dir, version = claim_run_dir(args.logdir, TRAINER_NAME)
     (run_dir / "hparams.yaml").write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
+    if resume is not None:
+        wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
     events = EventWriter(run_dir, hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}")
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
     bar = tqdm(total=hp.max_epochs * steps_per_epoch, unit="step", dynamic_ncols=True, leave=False)
