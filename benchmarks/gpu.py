@@ -9,8 +9,10 @@ measured in the same process as the bound.
 from __future__ import annotations
 
 import statistics
+import time
 
 from benchmarks.machine import torch_gemm_gflops, useful_flops_per_sample
+from benchmarks.worker import progress
 from mlp_lightning.hparams import HParams
 
 GEMM_N_GPU = 8192  # 2048^3 is too small to keep a data-centre card busy
@@ -43,12 +45,19 @@ def measure(task: dict) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = False
     result["fp32_gflops"] = torch_gemm_gflops(task["repeats"], GEMM_N_GPU, "cuda")
     torch.set_float32_matmul_precision("high")
+    progress(f"GEMM rates: TF32 {result['tf32_gflops']:,.0f}, float32 {result['fp32_gflops']:,.0f} GFLOP/s")
     configs = task.get("configs", CONFIGS)
     for label, cfg in configs.items():
         hp = HParams(**cfg, max_epochs=1 + task["repeats"])
         flops = useful_flops_per_sample(hp.dim, hp.hidden_dim, hp.num_classes)
         for impl, fn in (("Lightning Trainer.fit", trainer_fit), ("hand-written loop", hand_loop)):
-            epoch_s = statistics.median(fn(hp, "cuda").train_epoch_s[1:])
+            start = time.perf_counter()
+            epochs = fn(hp, "cuda").train_epoch_s
+            epoch_s = statistics.median(epochs[1:])
+            progress(
+                f"{label} | {impl}: {time.perf_counter() - start:.1f} s in all (data set-up included), "
+                f"epochs {', '.join(f'{t:.2f}' for t in epochs)} s"
+            )
             result["rows"].append(
                 {
                     "config": label,

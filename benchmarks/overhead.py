@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 
+from benchmarks.worker import progress
 from mlp_lightning.callbacks import torch_threads
 from mlp_lightning.datamodule import BlobDataModule
 from mlp_lightning.hparams import HParams
@@ -146,8 +147,12 @@ def compare(hp: HParams, repeats: int, device: str = "cpu", per_epoch: bool = Fa
     torch.set_num_threads(torch_threads(hp) or before)
     try:
         threads = torch.get_num_threads()
-        for i in range(repeats if per_epoch else repeats + 1):
+        pairs = repeats if per_epoch else repeats + 1
+        for i in range(pairs):
             h, t = hand_loop(hp, device), trainer_fit(hp, device)
+            progress(
+                f"pair {i + 1}/{pairs}: hand-written loop {h.wall_s:.2f} s, Trainer.fit {t.wall_s:.2f} s"
+            )
             max_diff = max(max_diff, *(abs(a - b) for a, b in zip(h.train_loss, t.train_loss, strict=True)))
             if per_epoch:
                 hand.extend(h.train_epoch_s[1:])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.machine import useful_flops_per_sample
+from benchmarks.worker import PROGRESS, RESULT
 from mlp_lightning.hparams import HParams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,15 +64,26 @@ def bench_env() -> dict[str, str]:
 
 
 def worker(task: dict) -> dict:
-    """Run one ``benchmarks.worker`` task in a fresh interpreter and return its result."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", json.dumps(task)],
-        cwd=REPO, env=bench_env(), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark task {task} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
+    """Run one ``benchmarks.worker`` task in a fresh interpreter and return its result.
+
+    Its ``PROGRESS`` lines are echoed as they come, so a long task (the GPU rows take
+    minutes) shows where its time goes even when a timeout kills it.
+    """
+    result = None
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: it cannot fill and stall the worker
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.worker", json.dumps(task)],
+            cwd=REPO, env=bench_env(), stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+        for line in proc.stdout:
+            if line.startswith(PROGRESS):
+                print("   ", line[len(PROGRESS) :], end="", flush=True)
+            elif line.startswith(RESULT):
+                result = line[len(RESULT) :]
+        if proc.wait() != 0 or result is None:
+            stderr.seek(0)
+            raise RuntimeError(f"benchmark task {task} failed:\n{stderr.read()[-3000:]}")
+    return json.loads(result)
 
 
 def _wall(argv: list[str]) -> float:

@@ -1,5 +1,7 @@
 """One measurement in a fresh process: ``python -m benchmarks.worker '<json>'`` prints ``RESULT <json>``.
 
+Lines starting ``PROGRESS`` before it say how far a long task has got.
+
 The JSON names a ``task`` and its arguments; ``hp`` is a dict of ``HParams`` fields.
 Keeping every measurement in its own process keeps thread pools, allocators and
 imports of one implementation from slowing the next.
@@ -9,8 +11,16 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from mlp_lightning.hparams import HParams
+
+RESULT, PROGRESS = "RESULT ", "PROGRESS "
+
+
+def progress(message: str) -> None:
+    """One line the parent echoes at once (``benchmarks.sections.worker``)."""
+    print(f"{PROGRESS}[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run(task: dict) -> dict:
@@ -46,4 +56,4 @@ def run(task: dict) -> dict:
 
 if __name__ == "__main__":
     result = run(json.loads(sys.argv[1]))
-    print("RESULT " + json.dumps(result))
+    print(RESULT + json.dumps(result))
