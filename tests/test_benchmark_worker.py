@@ -15,7 +15,8 @@ def test_a_workers_progress_lines_are_echoed_before_its_result(capsys):
     result = worker({"task": "overhead", "hp": TINY, "repeats": 1})
 
     out = capsys.readouterr().out
-    pairs = re.findall(r"\[\d\d:\d\d:\d\d\] pair (\d)/2: hand-written loop [\d.]+ s, Trainer\.fit [\d.]+ s", out)
+    line = r"\[\d\d:\d\d:\d\d\] pair (\d)/2: hand-written loop [\d.]+ s, Trainer\.fit [\d.]+ s"
+    pairs = re.findall(line, out)
     assert pairs == ["1", "2"]  # the warm-up pair and the timed one
     assert "PROGRESS" not in out and "RESULT" not in out  # the protocol's prefixes stay between the processes
     assert len(result["hand_s"]) == len(result["trainer_s"]) == 1
