@@ -57,7 +57,8 @@ def wait_for_a_later_event_file_second(run_dir: Path) -> None:
     Waiting for the next second costs nothing in practice: only a run interrupted within a
     second of its start (a test) waits at all, and less than a second.
     """
-    seconds = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")]
+    stamps = (p.name.split(".")[3] for p in Path(run_dir).glob("events.out.tfevents.*"))
+    seconds = [int(stamp) for stamp in stamps if stamp.isdigit()]  # a stray file is no reason to fail
     delay = max(seconds) + 1 - time.time() if seconds else 0.0
     if delay > 0:
         time.sleep(delay)

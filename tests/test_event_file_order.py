@@ -41,6 +41,7 @@ def test_no_wait_when_the_newest_file_is_from_an_earlier_second(tmp_path, monkey
 def test_a_run_directory_without_event_files_does_not_wait(tmp_path, monkeypatch):
     slept = []
     monkeypatch.setattr(runs.time, "sleep", slept.append)
+    (tmp_path / "events.out.tfevents.copy").write_bytes(b"")  # not a name TensorBoard's writer makes
 
     wait_for_a_later_event_file_second(tmp_path)
 
