@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
 from mlp_lightning.hparams import ConfigError, HParams, validate
-from tests.conftest import run_script
+from tests.helpers import run_script
 
 CONFIGS = {
     "not_yaml.yaml": "lr: [1, 2\n",

@@ -12,7 +12,7 @@ from mlp_lightning.cli import (
 )
 from mlp_lightning.hparams import HParams
 from mlp_lightning.resume import ResumeError
-from tests.conftest import run_script
+from tests.helpers import run_script
 
 BAD_INPUTS = [
     (["--n_per_class", "0"], "--n_per_class"),

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mlp_lightning.runs import claim_run_dir
-from tests.conftest import REPO, read_scalars
+from tests.helpers import REPO, read_scalars
 
 
 def _claim_after_barrier(args) -> str:

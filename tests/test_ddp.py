@@ -15,8 +15,8 @@ from mlp_lightning.hparams import HParams
 from mlp_lightning.model import TwoLayerMLP
 from mlp_lightning.tensorboard_schema import VAL_ACC, VAL_LOSS, epoch_end_step
 from mlp_lightning.weights import PARAM_NAMES
-from tests.conftest import read_scalars
 from tests.ddp_launch import fit_cmd, launch
+from tests.helpers import read_scalars
 
 pytestmark = pytest.mark.slow  # two fresh interpreters that import lightning: ~15 s each on 2 cores
 

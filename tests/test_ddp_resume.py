@@ -12,8 +12,8 @@ import torch
 from mlp_lightning.checkpoints import PROJECT_KEY
 from mlp_lightning.rank_state import own_rank_state
 from mlp_lightning.resume import ResumeError
-from tests.conftest import read_scalars
 from tests.ddp_launch import FIT, REPO, fit_cmd, launch
+from tests.helpers import read_scalars
 
 # 100 points -> 77 train: per epoch 2 global batches of 2 x 16 and a last one of 13 (6 / 7),
 # so the ranks draw different numbers of dropout bits and hold different metric sums

@@ -9,7 +9,7 @@ import torch
 
 from mlp_lightning.cli import parse_fit_args
 from mlp_lightning.train_lightning import fit
-from tests.conftest import read_scalars
+from tests.helpers import read_scalars
 
 SMALL = ("--accelerator", "cpu", "--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
 STEPS_PER_EPOCH = 4

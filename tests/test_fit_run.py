@@ -6,7 +6,7 @@ import pytest
 
 from mlp_lightning.cli import parse_fit_args
 from mlp_lightning.tensorboard_schema import ALL_TAGS, EPOCH, VAL_ACC, epoch_end_step
-from tests.conftest import read_scalars, run_script
+from tests.helpers import read_scalars, run_script
 
 
 def fit_in_process(logdir, *flags: str):

@@ -6,7 +6,7 @@ Skipped where there is no CUDA GPU (CI has none); run on a GPU machine with ``py
 import pytest
 import torch
 
-from tests.conftest import read_scalars, run_script
+from tests.helpers import read_scalars, run_script
 
 pytestmark = [
     pytest.mark.gpu,

@@ -12,7 +12,7 @@ from mlp_lightning.hparams import HParams
 from mlp_lightning.numpy_twin.train import fit
 from mlp_lightning.tensorboard_schema import ALL_TAGS, VAL_ACC
 from mlp_lightning.weights import PARAM_NAMES
-from tests.conftest import REPO, read_scalars, run_script
+from tests.helpers import REPO, read_scalars, run_script
 
 # runs the script as `python scripts/baseline_numpy.py` would, then reports what got imported
 IMPORT_PROBE = """

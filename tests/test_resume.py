@@ -21,7 +21,7 @@ from mlp_lightning.checkpoints import PROJECT_KEY
 from mlp_lightning.cli import parse_fit_args
 from mlp_lightning.interrupt import StopRequest
 from mlp_lightning.train_lightning import fit
-from tests.conftest import read_scalars, run_script
+from tests.helpers import read_scalars, run_script
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 optimizer steps in all
 SMALL = ("--accelerator", "cpu", "--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
@@ -206,7 +206,7 @@ def test_fit_script_stops_on_sigterm_with_143_and_resumes_in_the_same_run(tmp_pa
     import sys
     import time
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     flags = ["--accelerator", "cpu", "--n_per_class", "16", "--max_epochs", "60", "--logdir", str(tmp_path)]
     proc = subprocess.Popen(

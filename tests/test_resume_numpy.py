@@ -16,7 +16,7 @@ from mlp_lightning.cli import parse_numpy_args
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
 from mlp_lightning.safe_files import CheckpointError
-from tests.conftest import read_scalars
+from tests.helpers import read_scalars
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 steps in all
 SMALL = ("--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")

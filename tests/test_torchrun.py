@@ -12,8 +12,8 @@ from mlp_lightning.hparams import HParams
 from mlp_lightning.runs import RUN_VERSION_ENV
 from mlp_lightning.tensorboard_schema import VAL_LOSS, epoch_end_step
 from mlp_lightning.train_lightning import run_version
-from tests.conftest import read_scalars
 from tests.ddp_launch import FIT, launch
+from tests.helpers import read_scalars
 
 LAUNCH_ENV = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", RUN_VERSION_ENV)
 
