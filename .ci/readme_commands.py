@@ -86,7 +86,9 @@ def commands(text: str) -> list[str]:
     pending = ""
     for raw in body:
         line = strip_comment(raw)
-        if line.endswith("\\"):
+        if pending:
+            line = line.lstrip()
+        if (len(line) - len(line.rstrip("\\"))) % 2:  # an odd number of backslashes: a continuation
             pending += line[:-1].rstrip() + " "
             continue
         command = (pending + line).strip()
