@@ -113,7 +113,9 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
             TrainerFlags(**{f.name: ns[f.name] for f in dataclasses.fields(TrainerFlags)})
         )
         logdir = Path(ns.logdir)
-        check_logdir(logdir)
+        # a resumed run writes into its own run directory, wherever that is: only a new run's logdir
+        # must be creatable here
+        check_logdir(logdir, create=ns.resume is None)
         if ns.checkpoint_every_n_steps < 0:
             raise ConfigError(
                 f"--checkpoint_every_n_steps must be an integer >= 0, got {ns.checkpoint_every_n_steps!r}"

@@ -7,7 +7,10 @@ over it gives every concurrent run its own version.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,9 +29,54 @@ def versions(root: Path) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
-def check_logdir(logdir: Path) -> None:
-    if logdir.exists() and not logdir.is_dir():
-        raise ConfigError(f"--logdir must be a directory, got the file {str(logdir)!r}")
+def check_logdir(logdir: Path, create: bool = True) -> None:
+    """Refuse a ``--logdir`` that is a file or, with ``create``, one a run could not create or write.
+
+    Creates nothing that stays: a missing logdir is judged by its nearest existing ancestor,
+    which must be a directory in which a directory can be made. ``os.access`` alone is not
+    enough: as root it says yes for /proc and /sys, so a temporary directory is made there and
+    removed again. The message names the path and the operating system's reason in plain words.
+    """
+    shown = f"--logdir {str(logdir)!r}"
+    path = Path(os.path.abspath(logdir))
+    if path.is_dir():
+        if create:
+            reason = _cannot_make_directories_in(path)
+            if reason:
+                raise ConfigError(f"{shown} is not writable: {reason}")
+        return
+    if path.exists():
+        raise ConfigError(f"{shown} is a file, not a directory")
+    if not create:
+        return
+    ancestor = path
+    while not os.path.exists(ancestor):
+        if os.path.lexists(ancestor):
+            raise ConfigError(f"{shown} cannot be created: {str(ancestor)!r} is a broken symbolic link")
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{shown} cannot be created: {str(ancestor)!r} is a file, not a directory")
+    reason = _cannot_make_directories_in(ancestor)
+    if reason:
+        raise ConfigError(f"{shown} cannot be created in {str(ancestor)!r}: {reason}")
+
+
+_PLAIN = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+          errno.EROFS: "a read-only file system", errno.ENOSPC: "no space left on the device",
+          errno.EDQUOT: "the disk quota is used up"}  # fmt: skip
+
+
+def _cannot_make_directories_in(directory: Path) -> str | None:
+    """Why no directory can be made in ``directory`` (which exists), in plain words; None if one can."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".logdir-check-", dir=directory))
+    except OSError as err:
+        if err.errno == errno.ENOENT:  # /proc: the directory is there, but takes no new entries
+            return "it accepts no new directories"
+        return _PLAIN.get(err.errno, (err.strerror or str(err)).lower())
+    return None
 
 
 def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:

@@ -212,7 +212,7 @@ def test_validate_accepts_exactly_the_allowed_hyperparameters_and_names_the_culp
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(hp=hparams)
-def test_command_line_agrees_with_validate_on_every_hyperparameter_set(hp, capsys):
+def test_command_line_agrees_with_validate_on_every_hyperparameter_set(hp, capsys, tmp_path):
     argv = [f"--{name}={value}" for name, value in hp.as_dict().items()]
     try:
         validate(hp)
@@ -220,10 +220,10 @@ def test_command_line_agrees_with_validate_on_every_hyperparameter_set(hp, capsy
     except ConfigError:
         ok = False
     if ok:
-        assert parse_fit_args(["--logdir", "/nonexistent/logs", *argv]).hp == hp
+        assert parse_fit_args(["--logdir", str(tmp_path / "logs"), *argv]).hp == hp
     else:
         with pytest.raises(SystemExit) as exit_info:
-            parse_fit_args(["--logdir", "/nonexistent/logs", *argv])
+            parse_fit_args(["--logdir", str(tmp_path / "logs"), *argv])
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("fit.py: error: --")
