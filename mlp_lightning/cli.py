@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import glob
 import os
 import re
@@ -68,7 +69,8 @@ _TRAINER_HELP = {
 
 
 def build_parser(prog: str, description: str) -> ArgumentParser:
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
+    # no abbreviations: --max_epoch must not quietly mean --max_epochs
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, allow_abbrev=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of flag: value")
     hp_types = get_type_hints(HParams)
     for f in dataclasses.fields(HParams):
@@ -107,7 +109,14 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
     try:
         if numpy_only:
             _refuse_trainer_flags(argv, prog)
-        ns = parser.parse_args(argv)
+        _refuse_unknown_config_keys(argv, parser)
+        try:
+            ns = parser.parse_args(argv)
+        except ArgumentError as err:
+            suggestion = _unknown_flag(str(err), argv, _flag_names(parser, numpy_only))
+            if suggestion is None:
+                raise
+            raise ConfigError(suggestion) from None
         hp = validate(HParams(**{f.name: ns[f.name] for f in dataclasses.fields(HParams)}))
         trainer = validate_trainer(
             TrainerFlags(**{f.name: ns[f.name] for f in dataclasses.fields(TrainerFlags)})
@@ -141,6 +150,65 @@ def given_flags(argv: Sequence[str], ns) -> frozenset[str]:
             keys = yaml.safe_load(Path(str(config)).read_text())
             names |= set(keys) if isinstance(keys, dict) else set()
     return frozenset(names - {"config"})
+
+
+def _flag_names(parser: ArgumentParser, numpy_only: bool) -> list[str]:
+    """The names a flag or a config key may have (without ``--``), in the order ``--help`` shows them."""
+    skip = {"help", "print_config", "config"}
+    if numpy_only:  # the twin refuses these on its command line: never suggest one
+        skip |= {f.name for f in dataclasses.fields(TrainerFlags)}
+    return [a.dest for a in parser._actions if a.dest not in skip and a.option_strings]
+
+
+def _unknown_flag(message: str, argv: Sequence[str], names: Sequence[str]) -> str | None:
+    """The one line for argparse's "unrecognized arguments", naming the first unknown flag."""
+    if not message.startswith("unrecognized arguments:"):
+        return None
+    known = {*names, "help", "print_config", "config"}
+    for arg in argv:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if name.startswith("--") and name[2:] not in known:
+            return unknown_flag_message(name, [f"--{n}" for n in names])
+    return None  # a stray value, not a flag: argparse's own words say it
+
+
+def unknown_flag_message(flag: str, options: Sequence[str]) -> str:
+    """``unknown flag --hiden_dim (did you mean --hidden_dim?)``: the closest valid name, if one is close."""
+    close = difflib.get_close_matches(flag.lstrip("-"), [o.lstrip("-") for o in options], n=1)
+    hint = f"did you mean --{close[0]}?" if close else "see --help for the flags"
+    return f"unknown flag {flag} ({hint})"
+
+
+def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> None:
+    """Name the file and the closest valid key for a key no flag has (jsonargparse names neither)."""
+    known = _flag_names(parser, numpy_only=False)  # a config may carry the Lightning flags for fit.py
+    for path in _config_paths(argv):
+        try:
+            table = yaml.safe_load(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # not a readable YAML file: the parser says so, naming --config
+        if not isinstance(table, dict):
+            continue
+        for key in table:
+            if isinstance(key, str) and key not in known and key != "config":
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
+                raise ConfigError(f"--config {path}: unknown key {key!r} ({hint})")
+
+
+def _config_paths(argv: Sequence[str]) -> list[str]:
+    """The values given to ``--config``, in order."""
+    paths = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--config" and i + 1 < len(argv):
+            paths.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+    return paths
 
 
 def _refuse_trainer_flags(argv: list[str], prog: str) -> None:
@@ -261,7 +329,19 @@ fail = _fail  # for errors found after parsing (a --resume file): the same one l
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse for the helper scripts, failing the trainers' way: one line, exit 2."""
+    """argparse for the helper scripts, failing the trainers' way: one line, exit 2.
+
+    No abbreviations, and an unknown flag is answered with the closest valid one.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            options = [o for o in self._option_string_actions if o.startswith("--") and o != "--help"]
+            unknown = [a for a in message.split(":", 1)[1].split() if a.startswith("--")]
+            if unknown:
+                message = unknown_flag_message(unknown[0].split("=", 1)[0], options)
         _fail(self.prog, message)
