@@ -11,7 +11,6 @@ paying for that import).
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import pickle
 import warnings
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from mlp_lightning.hparams import HParams
-from mlp_lightning.resume import ResumeError, ResumeTarget
+from mlp_lightning.resume import ResumeTarget, resumed_hparams
 from mlp_lightning.safe_files import (  # noqa: F401 (re-exported: the Lightning side imports them here)
     CheckpointError,
     DivergenceError,
@@ -157,18 +156,13 @@ class Resumed:
 
 
 def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str]) -> Resumed:
-    """Load and check ``target``'s checkpoint; only a given ``--max_epochs`` may extend it."""
+    """Load and check ``target``'s checkpoint; the flags given beside ``--resume`` must match it
+    (``resumed_hparams``: a given ``--max_epochs`` may extend it)."""
     from mlp_lightning.rank_state import saved_ranks
 
-    ckpt, hp = load_for_resume(target.checkpoint)
+    ckpt, stored = load_for_resume(target.checkpoint)
     epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
-    if "max_epochs" in given:
-        if requested.max_epochs < epochs_done:
-            raise ResumeError(
-                f"--max_epochs {requested.max_epochs} is fewer than the {epochs_done} epochs "
-                f"run {str(target.run_dir)!r} has already trained"
-            )
-        hp = dataclasses.replace(hp, max_epochs=requested.max_epochs)
+    hp = resumed_hparams(stored, requested, given, epochs_done, target.run_dir)
     section = ckpt[PROJECT_KEY]
     processes = len(saved_ranks(section))
     flags, device = checkpoint_trainer_flags(ckpt, target.checkpoint), section.get("device")

@@ -25,7 +25,7 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from mlp_lightning.hparams import ConfigError, HParams, validate
-from mlp_lightning.resume import RESUME_NEWEST, ResumeError, check_resume_flags
+from mlp_lightning.resume import RESUME_NEWEST, ResumeError
 from mlp_lightning.runs import check_logdir
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -129,9 +129,8 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
             raise ConfigError(
                 f"--checkpoint_every_n_steps must be an integer >= 0, got {ns.checkpoint_every_n_steps!r}"
             )
+        # a resume compares the hyperparameters given here with the ones its checkpoint stores
         given = given_flags(argv, ns)
-        if ns.resume is not None:
-            check_resume_flags(given)
     except ConfigError as err:
         _fail(prog, str(err))
     except ArgumentError as err:

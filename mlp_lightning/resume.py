@@ -8,18 +8,20 @@ names the path; a resume never quietly becomes a fresh run.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlp_lightning.hparams import ConfigError, hparam_names
+from mlp_lightning.hparams import ConfigError, HParams, hparam_names
 from mlp_lightning.runs import versions
 
 RESUME_NEWEST = "newest"  # what a bare ``--resume`` means
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
-# hyperparameters a resumed run may change: more epochs extend it, nothing else can
+# hyperparameters a resumed run may change: more epochs extend it; any other given beside --resume
+# must equal the run's own
 RESUME_MAY_CHANGE = frozenset({"max_epochs"})
 _VERSION = re.compile(r"version_(\d+)$")
 
@@ -76,11 +78,30 @@ def resolve_resume(value: str, logdir: Path, trainer: str, filename: str = LAST_
     return ResumeTarget(checkpoint=checkpoint, run_dir=run_dir)
 
 
-def check_resume_flags(given: Iterable[str]) -> None:
-    """Refuse hyperparameter flags beside ``--resume``: a resumed run keeps the ones it started with."""
-    fixed = sorted((set(given) & set(hparam_names())) - RESUME_MAY_CHANGE)
-    if fixed:
+def resumed_hparams(
+    stored: HParams, requested: HParams, given: Iterable[str], epochs_done: int, run_dir: Path
+) -> HParams:
+    """The hyperparameters a resumed run trains with: the ones its checkpoint stores.
+
+    The one rule for both trainers. A hyperparameter flag given beside ``--resume`` (on the
+    command line or in a ``--config``) is accepted when its value equals the stored one, compared
+    as numbers (``--lr 0.10`` is 0.1); one that differs is refused, naming both values. Only
+    ``--max_epochs`` may change, to extend the run (not below the epochs it has trained).
+    """
+    given = set(given)
+    for name in hparam_names():
+        if name in given and name not in RESUME_MAY_CHANGE:
+            was, got = getattr(stored, name), getattr(requested, name)
+            if got != was:
+                raise ResumeError(
+                    f"--resume: the run was started with --{name} {was!r}; got --{name} {got!r} "
+                    "(a resumed run keeps its hyperparameters; start a new run to change them)"
+                )
+    if "max_epochs" not in given:
+        return stored
+    if requested.max_epochs < epochs_done:
         raise ResumeError(
-            f"--{fixed[0]} cannot be combined with --resume: a resumed run keeps the hyperparameters it "
-            "started with (only --max_epochs may change, to extend it)"
+            f"--max_epochs {requested.max_epochs} is fewer than the {epochs_done} epochs "
+            f"run {str(run_dir)!r} has already trained"
         )
+    return dataclasses.replace(stored, max_epochs=requested.max_epochs)

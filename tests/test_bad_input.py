@@ -57,7 +57,7 @@ COMMON = [
     (["--checkpoint_every_n_steps", "-1"], "--checkpoint_every_n_steps"),
     (["--checkpoint_every_n_steps", "often"], "--checkpoint_every_n_steps"),
     (["--learning_rate", "0.1"], "--learning_rate"),
-    (["--resume", "--lr", "0.5"], "--lr"),
+    (["--resume", "--lr", "nan"], "--lr"),
     (["--resume", "--config", "{cfg}/out_of_range.yaml"], "--dropout"),
     (["--config", "{cfg}/missing.yaml"], "--config"),
     (["--config", "{cfg}/not_yaml.yaml"], "error: --config: "),

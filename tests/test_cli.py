@@ -14,6 +14,14 @@ from mlp_lightning.hparams import HParams
 from mlp_lightning.resume import ResumeError
 from tests.helpers import run_script
 
+
+def run_python(code: str, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
 BAD_INPUTS = [
     (["--n_per_class", "0"], "--n_per_class"),
     (["--dim", "-3"], "--dim"),
@@ -100,6 +108,30 @@ def test_help_lists_every_flag_with_its_default():
     assert result.returncode == 0
     for flag in [*HParams().as_dict(), "logdir", "accelerator", "devices", "strategy", "precision", "config"]:
         assert f"--{flag}" in result.stdout
+
+
+@pytest.mark.parametrize("parse", [parse_fit_args, parse_numpy_args])
+def test_hyperparameter_flags_beside_resume_are_kept_for_the_run_to_compare_not_refused(parse):
+    """``--max_epochs 200 --n_per_class 4000 --resume``: the resume compares them with the run's own."""
+    args = parse(["--max_epochs", "200", "--n_per_class", "4000", "--resume"])
+    assert args.resume == "newest" and {"max_epochs", "n_per_class"} <= args.given
+    assert args.hp.n_per_class == 4000 and args.hp.max_epochs == 200
+
+
+def test_help_and_print_config_answer_without_importing_torch(tmp_path):
+    probe = (
+        "import sys, contextlib, io\nfrom mlp_lightning.cli import parse_fit_args, parse_numpy_args\n"
+        "for parse in (parse_fit_args, parse_numpy_args):\n"
+        "    for argv in (['--help'], ['--print_config', '--lr', '0.05']):\n"
+        "        out = io.StringIO()\n"
+        "        with contextlib.redirect_stdout(out):\n"
+        "            try:\n                parse(argv)\n            except SystemExit as end:\n"
+        "                assert end.code == 0, argv\n"
+        "        assert ('lr: 0.05' if '--print_config' in argv else '--hidden_dim') in out.getvalue()\n"
+        "print('torch' in sys.modules)"
+    )
+    out = run_python(probe, tmp_path)
+    assert out.stdout.strip() == "False", out.stderr
 
 
 SAVED_FLAGS = {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "64-true", "num_nodes": 1}

@@ -148,6 +148,38 @@ def test_resume_with_more_max_epochs_extends_a_finished_run_exactly(tmp_path):
     assert_same_training_state(final_state(extended), final_state(straight))
 
 
+def test_resume_typed_as_the_first_command_again_plus_resume_continues_the_run(tmp_path, capsys, reference):
+    """Up arrow, then ``--resume``: the run's own hyperparameter flags beside it are accepted."""
+    ref_scalars, ref_state = reference
+    assert run(tmp_path, *SMALL, callbacks=[SignalAt(signal.SIGINT, step=6)]) == 130
+
+    assert run(tmp_path, *SMALL, "--lr", "0.10", "--resume") == 0
+
+    run_dir = tmp_path / "lightning" / "version_0"
+    assert [p.name for p in (tmp_path / "lightning").iterdir()] == ["version_0"]
+    assert f"resuming {run_dir}" in capsys.readouterr().out
+    assert read_scalars(run_dir) == ref_scalars
+    assert_same_training_state(final_state(run_dir), ref_state)
+
+
+def test_resume_with_a_hyperparameter_that_differs_is_refused_naming_both_values(
+    tmp_path, capsys, tree_snapshot
+):
+    assert run(tmp_path, *SMALL, callbacks=[SignalAt(signal.SIGTERM, step=6)]) == 143
+    capsys.readouterr()
+    before = tree_snapshot(tmp_path)
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, *SMALL, "--resume", "--hidden_dim", "64")
+
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "fit.py: error: --resume: the run was started with --hidden_dim 32; got --hidden_dim 64 "
+        "(a resumed run keeps its hyperparameters; start a new run to change them)\n"
+    )
+    assert tree_snapshot(tmp_path) == before
+
+
 def test_a_bare_resume_continues_in_the_precision_and_on_the_device_the_run_started_with(tmp_path, capsys):
     """The run starts with ``--accelerator cpu --precision 64-true``; ``--resume`` alone must keep both.
 

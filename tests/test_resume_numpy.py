@@ -86,6 +86,62 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     assert final.rng == ref_state.rng and final.step == ref_state.step
 
 
+def interrupted_twin_run(tmp_path, monkeypatch, capsys) -> Path:
+    with monkeypatch.context() as patch:
+        signal_during_step(patch, 6, signal.SIGINT)
+        assert run(tmp_path, *SMALL) == 130
+    capsys.readouterr()
+    return tmp_path / "numpy" / "version_0"
+
+
+def test_twin_resume_with_the_runs_own_flags_and_config_continues_it(
+    tmp_path, capsys, monkeypatch, reference
+):
+    """The first command again plus ``--resume``; the values compare as numbers (0.10 is 0.1, 2 is 2.0)."""
+    ref_scalars, ref_weights, _ = reference
+    run_dir = interrupted_twin_run(tmp_path, monkeypatch, capsys)
+    config = tmp_path / "run.yaml"
+    config.write_text("n_per_class: 40\nbatch_size: 16\nlr: 0.10\nseed: 42\n")
+
+    assert run(tmp_path, "--config", str(config), *SMALL, "--offset", "2", "--resume") == 0
+
+    assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
+    assert read_scalars(run_dir) == ref_scalars
+    got = weights(run_dir)
+    assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
+
+
+@pytest.mark.parametrize(
+    ("flags", "config", "message"),
+    [
+        (["--n_per_class", "41"], "", "--n_per_class 40; got --n_per_class 41"),
+        (["--config", "{config}"], "lr: 0.2\n", "--lr 0.1; got --lr 0.2"),
+        (
+            ["--config", "{config}", "--lr", "0.1"],
+            "lr: 0.2\ndropout: 0.25\n",
+            "--dropout 0.5; got --dropout 0.25",
+        ),
+    ],
+)
+def test_twin_resume_with_a_hyperparameter_that_differs_is_refused_naming_both_values(
+    tmp_path, capsys, monkeypatch, tree_snapshot, flags, config, message
+):
+    interrupted_twin_run(tmp_path, monkeypatch, capsys)
+    (tmp_path / "run.yaml").write_text(config)
+    flags = [flag.format(config=tmp_path / "run.yaml") for flag in flags]
+    before = tree_snapshot(tmp_path)
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, "--resume", *flags)
+
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"baseline_numpy.py: error: --resume: the run was started with {message} "
+        "(a resumed run keeps its hyperparameters; start a new run to change them)\n"
+    )
+    assert tree_snapshot(tmp_path) == before
+
+
 def test_twin_divergence_stops_before_the_update_and_keeps_a_finite_checkpoint(tmp_path, capsys):
     assert run(tmp_path, *SMALL, "--lr", "1e6", "--checkpoint_every_n_steps", "1") == 1
     err = capsys.readouterr().err

@@ -8,7 +8,6 @@ one JSON string (a unicode array), so nothing in the file is a pickle.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -20,7 +19,7 @@ import numpy as np
 
 from mlp_lightning.hparams import HParams
 from mlp_lightning.interrupt import RunInterrupted, StopRequest
-from mlp_lightning.resume import ResumeError, ResumeTarget, resolve_resume
+from mlp_lightning.resume import ResumeTarget, resolve_resume, resumed_hparams
 from mlp_lightning.safe_files import (
     CheckpointError,
     DivergenceError,
@@ -133,16 +132,11 @@ def _check_params(state: TwinState, name: str) -> None:
 
 
 def load_resume(args, trainer: str) -> tuple[TwinState, ResumeTarget]:
-    """The state ``--resume`` names, checked, with ``--max_epochs`` applied if given (to extend the run)."""
+    """The state ``--resume`` names, checked; the flags given beside it must match the run's own
+    (``resumed_hparams``, the rule fit.py's resume follows: a given ``--max_epochs`` may extend it)."""
     target = resolve_resume(args.resume, args.logdir, trainer, CHECKPOINT_FILE)
     state = load_state(target.checkpoint)
-    if "max_epochs" in args.given:
-        if args.hp.max_epochs < state.epochs_done:
-            raise ResumeError(
-                f"--max_epochs {args.hp.max_epochs} is fewer than the {state.epochs_done} epochs "
-                f"run {str(target.run_dir)!r} has already trained"
-            )
-        state.hp = dataclasses.replace(state.hp, max_epochs=args.hp.max_epochs)
+    state.hp = resumed_hparams(state.hp, args.hp, args.given, state.epochs_done, target.run_dir)
     return state, target
 
 
