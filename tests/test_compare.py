@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from mlp_lightning.compare import (
     RunError,
+    check_pair,
     compare_runs,
     format_table,
     hparam_differences,
@@ -109,7 +111,7 @@ def test_compare_with_force_writes_the_figure_beside_the_newer_run(tmp_path, hp,
     b = write_run(tmp_path / "lightning" / "version_0", HParams(max_epochs=EPOCHS, n_per_class=50, dim=3))
     assert compare_runs(a, b, force=True) == 0
     printed = capsys.readouterr().out
-    assert "note: the hyperparameters differ: dim: 2.0 vs 3.0" in printed
+    assert "note: the hyperparameters differ: dim: 2 vs 3" in printed
     assert "no decision boundaries" in printed
     assert (b / "compare_numpy-version_0_vs_lightning-version_0.png").stat().st_size > 0
 
@@ -124,13 +126,83 @@ def test_figure_has_decision_boundaries_when_both_runs_left_weights(tmp_path, hp
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_check_fails_when_parity_is_broken(tmp_path, hp, capsys):
+def test_hyperparameter_differences_print_integers_as_integers_and_floats_as_floats(tmp_path, hp):
+    a = write_run(tmp_path / "numpy" / "version_0", HParams(max_epochs=4, n_per_class=50, offset=2.0))
+    b = write_run(tmp_path / "lightning" / "version_0", HParams(max_epochs=6, n_per_class=30, offset=3.0))
+    assert hparam_differences(load_run(a), load_run(b)) == [
+        "n_per_class: 50 vs 30",
+        "offset: 2.0 vs 3.0",
+        "max_epochs: 4 vs 6",
+    ]
+
+
+def test_check_at_dropout_0_applies_the_exact_guarantee_and_fails_a_pair_that_breaks_it(tmp_path, capsys):
+    hp = HParams(max_epochs=EPOCHS, n_per_class=50, dropout=0.0)
     a = write_run(tmp_path / "numpy" / "version_0", hp, _values())
     same = write_run(tmp_path / "numpy" / "version_1", hp, _values())
     off = write_run(tmp_path / "lightning" / "version_0", hp, _values(shift=1e-5))
     assert compare_runs(a, same, out=tmp_path, check=True) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "check: exact (--dropout 0): same tags, steps and hyperparameters; "
+        "at every epoch losses within 1e-06 and accuracies equal"
+    ) in printed
+    assert "check passed" in printed
     assert compare_runs(a, off, out=tmp_path, check=True) == 1
-    assert "parity broken: train/loss differs by up to" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "check: exact (--dropout 0)" in printed
+    assert "parity broken: train/loss differs by up to" in printed and "check passed" not in printed
+
+
+def _with_final_val_acc(acc: float, loss_shift: float = 0.0) -> dict[str, list[float]]:
+    values = _values(shift=loss_shift)
+    values[VAL_ACC] = [*values[VAL_ACC][:-1], acc]
+    return values
+
+
+def test_check_with_dropout_on_passes_a_pair_whose_losses_differ_and_final_val_acc_is_one_point_apart(
+    tmp_path, hp, capsys
+):
+    """What two healthy default runs look like: different masks, so the losses part (here by 0.0068)."""
+    n_val = hp.n_val
+    a = write_run(tmp_path / "numpy" / "version_0", hp, _with_final_val_acc(98 / n_val))
+    b = write_run(
+        tmp_path / "lightning" / "version_0", hp, _with_final_val_acc(99 / n_val, loss_shift=0.0017)
+    )
+    assert compare_runs(a, b, out=tmp_path, check=True) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "check: one pair with dropout on (--dropout 0.5; the trainers draw different masks): "
+        f"same tags, steps and hyperparameters; final val/acc within one validation point (1/{n_val})"
+    ) in printed
+    assert "parity broken" not in printed and "check passed" in printed
+
+
+def test_check_with_dropout_on_fails_final_val_acc_two_points_apart(tmp_path, hp, capsys):
+    n_val = hp.n_val
+    a = write_run(tmp_path / "numpy" / "version_0", hp, _with_final_val_acc(97 / n_val))
+    b = write_run(tmp_path / "lightning" / "version_0", hp, _with_final_val_acc(99 / n_val))
+    assert compare_runs(a, b, out=tmp_path, check=True) == 1
+    assert (
+        f"parity broken: final val/acc differs by 2 of {n_val} validation points" in capsys.readouterr().out
+    )
+
+
+def test_check_with_dropout_on_fails_a_pair_with_other_hyperparameters_or_steps(tmp_path, hp, capsys):
+    a = write_run(tmp_path / "numpy" / "version_0", hp)
+    other_lr = write_run(
+        tmp_path / "lightning" / "version_0", HParams(max_epochs=EPOCHS, n_per_class=50, lr=0.05)
+    )
+    assert compare_runs(a, other_lr, out=tmp_path, force=True, check=True) == 1
+    assert "parity broken: the hyperparameters differ (lr: 0.1 vs 0.05)" in capsys.readouterr().out
+    # same hyperparameters, but its epochs logged at other steps (as a run with a larger batch would)
+    shifted = tmp_path / "lightning" / "version_1"
+    write_run(shifted, HParams(max_epochs=EPOCHS, n_per_class=50, batch_size=32))
+    run_a, run_b = load_run(a), load_run(shifted)
+    run_b = dataclasses.replace(run_b, hparams=run_a.hparams)
+    assert check_pair(run_a, run_b) == ["the steps differ (epoch 1 is logged at step 1 in A and 2 in B)"]
+    extra_tag = dataclasses.replace(run_a, tags=(*run_a.tags, "hp_metric"))
+    assert check_pair(run_a, extra_tag) == ["the tags differ (only in A: none; only in B: hp_metric)"]
 
 
 @pytest.mark.parametrize(
