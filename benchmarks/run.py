@@ -1,7 +1,8 @@
 """Measure both trainers against plain loops and the hardware; write BENCHMARKS.md.
 
-    python benchmarks/run.py            # the full benchmark (~10 min on 2 cores)
-    python benchmarks/run.py --quick    # tiny sizes, seconds: proves the benchmark still runs
+    python benchmarks/run.py            # the full benchmark (~10 min on 2 cores), into BENCHMARKS.md
+    python benchmarks/run.py --quick    # tiny sizes, seconds: proves the benchmark still runs;
+                                        # into logs/BENCHMARKS.quick.md, never the committed file
 
 On a machine with CUDA it also measures the GPU rows; a run without a GPU keeps
 the GPU rows already in the file (and ``--sections gpu`` measures only those).
@@ -17,12 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/run.py` from the repo root
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `python benchmarks/run.py` from the repo root
 
 from benchmarks import report, sections  # noqa: E402
 from benchmarks.sections import DROPPED_ENV, Sizes  # noqa: E402
 
 IMPLS = ("twin", "twin_d0", "notebook", "sklearn", "hand_loop", "lightning")  # twin_d0 next to the notebook
+COMMITTED = REPO / "BENCHMARKS.md"  # the full run's numbers, in git
+QUICK_OUT = REPO / "logs" / "BENCHMARKS.quick.md"  # the smoke run's, beside the (ignored) runs
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -35,10 +39,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="all",
         help="cpu, gpu (only where CUDA is available), or all that this machine has",
     )
-    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="the Markdown file to write")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the Markdown file to write (default: BENCHMARKS.md; with --quick: logs/BENCHMARKS.quick.md)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be an integer >= 1, got {args.repeats}")
+    if args.out is None:
+        args.out = QUICK_OUT if args.quick else COMMITTED
+    elif args.quick and args.out.resolve() == COMMITTED:
+        parser.error(
+            f"--quick writes smoke numbers, never over the committed {COMMITTED.name}; give another --out"
+        )
     return args
 
 
@@ -98,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.sections == "gpu":
         print("--sections gpu: no CUDA device here; nothing measured", file=sys.stderr)
         return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     report.write(args.out, cpu_md, gpu_md)
     log(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
     return 0

@@ -82,6 +82,20 @@ def test_quick_benchmark_writes_every_section_with_positive_numbers(tmp_path):
     assert len(targets) == 6 and all(row[2] in ("met", "**missed**") for row in targets)
 
 
+def test_quick_run_writes_under_logs_and_never_the_committed_benchmarks_md(monkeypatch):
+    from benchmarks import run
+
+    monkeypatch.chdir(REPO)  # where a relative --out lands
+    committed = REPO / "BENCHMARKS.md"
+    assert run.parse([]).out.resolve() == committed  # the full run's numbers are the ones in git
+    quick = run.parse(["--quick"]).out.resolve()
+    assert quick != committed and quick.parent == REPO / "logs"  # ignored by git
+    for out in ("BENCHMARKS.md", str(committed), "benchmarks/../BENCHMARKS.md"):
+        with pytest.raises(SystemExit) as refused:
+            run.parse(["--quick", "--out", out])
+        assert refused.value.code == 2
+
+
 def test_gpu_rows_of_an_earlier_run_survive_a_cpu_only_rewrite(tmp_path):
     from benchmarks import report
 
