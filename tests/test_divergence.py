@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import lightning as L
+import pytest
 import torch
 
 from mlp_lightning.cli import parse_fit_args
 from mlp_lightning.train_lightning import fit
-from tests.helpers import read_scalars
+from tests.helpers import read_scalars, run_script
 
 SMALL = ("--accelerator", "cpu", "--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
 STEPS_PER_EPOCH = 4
@@ -99,3 +100,31 @@ def test_weights_poisoned_by_a_step_never_reach_a_checkpoint(tmp_path, capsys, m
     ckpt = last_checkpoint(tmp_path)
     assert ckpt["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+@pytest.mark.parametrize(
+    ("script", "flags"), [("fit.py", SMALL), ("baseline_numpy.py", SMALL[2:])], ids=["fit", "twin"]
+)
+def test_a_diverging_run_prints_the_projects_message_first_and_no_library_warning(tmp_path, script, flags):
+    """torchmetrics warned of the NaN loss, numpy of the overflow, ahead of the message that explains it."""
+    done = run_script(script, *flags, "--lr", "1e6", "--logdir", str(tmp_path), timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Warning" not in done.stderr and "warn" not in done.stderr
+    first, kept = done.stderr.splitlines()
+    assert first.startswith(f"{script}: training diverged at epoch ")
+    assert kept.startswith(("no checkpoint", "the last good checkpoint"))
+
+
+def test_the_twin_quiets_numpys_overflow_warnings_only_inside_its_training_loop():
+    import numpy as np
+
+    from mlp_lightning.hparams import HParams
+    from mlp_lightning.numpy_twin.train import train
+    from mlp_lightning.safe_files import DivergenceError
+
+    before = np.geterr()
+    with pytest.raises(DivergenceError, match="training diverged"):
+        train(HParams(n_per_class=40, batch_size=16, max_epochs=3, lr=1e6))
+    assert np.geterr() == before
+    with pytest.warns(RuntimeWarning, match="overflow"):  # outside it, numpy warns as before
+        np.float32(3e38) * np.float32(10)

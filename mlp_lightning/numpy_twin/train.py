@@ -38,6 +38,10 @@ TRAINER_NAME = "numpy"
 PROG = "baseline_numpy.py"
 
 
+# An overflow to inf or nan is what the divergence check after each backward pass is for (and a
+# non-finite validation loss shows in the summary line): numpy's RuntimeWarnings about it would
+# only print ahead of the run's own message. Other warnings are untouched.
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def train(
     hp: HParams,
     on_step: Callable[[], None] | None = None,
