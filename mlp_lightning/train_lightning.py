@@ -173,6 +173,8 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         if trainer.is_global_zero:
             fail(PROG, str(err))
         sys.exit(2)
+    if trainer.is_global_zero and (processes := processes_line(trainer)):
+        print(processes, flush=True)
     if resumed and trainer.is_global_zero:
         print(
             f"resuming {resumed.target.run_dir} from {resumed.target.checkpoint} "
@@ -204,6 +206,25 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     if trainer.is_global_zero:
         print(final_report(epoch_metrics(trainer), run_dir, logdir, wall))
     return 0
+
+
+def processes_line(trainer) -> str | None:
+    """``fit.py: training on 2 processes (strategy ddp, accelerator cpu)``; None for one process."""
+    if trainer.world_size <= 1:
+        return None
+    strategy, accelerator = _strategy_name(trainer.strategy), trainer.strategy.root_device.type
+    nodes = f", {trainer.num_nodes} nodes" if trainer.num_nodes > 1 else ""
+    how = f"strategy {strategy}, accelerator {accelerator}{nodes}"
+    return f"{PROG}: training on {trainer.world_size} processes ({how})"
+
+
+def _strategy_name(strategy) -> str:
+    """The name ``--strategy`` takes for the strategy Lightning picked: ddp, ddp_spawn, fsdp, ..."""
+    if name := getattr(strategy, "strategy_name", None):  # FSDP and DeepSpeed name themselves
+        return name
+    base = type(strategy).__name__.removesuffix("Strategy").lower()  # DDPStrategy: ddp
+    start = getattr(strategy, "_start_method", "popen")  # ddp starts its processes with popen
+    return base if start == "popen" else f"{base}_{start}"
 
 
 def resume_changes(resumed: Resumed, flags: TrainerFlags, device: str) -> list[str]:

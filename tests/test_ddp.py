@@ -66,6 +66,9 @@ def test_ddp_run_writes_one_run_directory_and_prints_each_line_once(runs):
     ]
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
     assert (run_dir / "hparams.yaml").is_file()
+    # said once, by global rank 0; a one-process run says nothing of the kind
+    assert lines.count("fit.py: training on 2 processes (strategy ddp, accelerator cpu)") == 1
+    assert "training on" not in runs["single"][0]
 
 
 def test_ddp_step_axis_counts_global_batches(runs):
