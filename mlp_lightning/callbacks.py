@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from mlp_lightning.checkpoints import DivergenceError
 from mlp_lightning.hparams import HParams
 from mlp_lightning.interrupt import RunInterrupted
-from mlp_lightning.report import epoch_line, should_report
+from mlp_lightning.report import epoch_description, epoch_line, should_report
 from mlp_lightning.tensorboard_schema import (
     METRIC_TAGS,
     hparams_session_end,
@@ -30,7 +32,57 @@ class EpochSummary(L.Callback):
             return
         line = epoch_line(epoch, epoch_metrics(trainer))
         bar = trainer.progress_bar_callback
-        bar.print(line) if bar is not None else print(line)
+        if bar is not None and bar.is_enabled:
+            bar.print(line)  # clears the bar, writes the line from its first column, redraws the bar
+        else:
+            print(line, flush=True)  # whole, before anything the run writes to stderr
+
+
+class EpochProgressBar(TQDMProgressBar):
+    """Lightning's bar, counting epochs from 1 as the summaries and messages do, and off unless ``enabled``.
+
+    Lightning's own reads ``Epoch 0`` in the first epoch; in an epoch resumed part-way it
+    keeps its placeholder ``Training: 50/?``, since Lightning calls no ``on_train_epoch_start``
+    there. Disabled (off a terminal), it draws nothing but still keeps its description.
+    """
+
+    def __init__(self, refresh_rate: int, enabled: bool = True) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        if not enabled:
+            self.disable()
+
+    @property
+    def train_description(self) -> str:
+        return epoch_description(self.trainer.current_epoch + 1, self.trainer.max_epochs)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        # an epoch resumed part-way (or before its end) gets no on_train_epoch_start: set it up here
+        loop = trainer.fit_loop
+        part_done = loop.restarted_mid_epoch or loop.restarted_on_epoch_end
+        self._start_epoch(done=loop.epoch_loop.batch_progress.current.processed if part_done else 0)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._leave:  # as Lightning's own does
+            self.train_progress_bar = self.init_train_tqdm()
+        self._start_epoch(done=0)
+
+    def _start_epoch(self, done: int) -> None:
+        bar = self.train_progress_bar
+        bar.set_description(self.train_description, refresh=False)
+        bar.initial = 0  # before reset() redraws: a rate with n < initial comes out negative
+        bar.reset(total=convert_inf(self.total_train_batches))
+        if done:
+            bar.n = bar.initial = done  # the rate counts the batches this process ran
+            bar.refresh()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        # end the bars' lines, so that the message the run stops with starts on a line of its own
+        for bar in (self._val_progress_bar, self._train_progress_bar):
+            if bar is not None:
+                bar.close()
 
 
 class HParamsSession(L.Callback):

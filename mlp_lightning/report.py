@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+
+
+def progress_bar_wanted() -> bool:
+    """Draw a progress bar only when stdout and stderr are both a terminal.
+
+    A bar redraws its line with carriage returns: in a CI log, under nohup or through
+    ``| tee`` those pile up on one line and glue the next message onto them. Both
+    streams, since a line written to one must clear the bar drawn on the other.
+    """
+    return all(getattr(stream, "isatty", lambda: False)() for stream in (sys.stdout, sys.stderr))
+
+
+def epoch_description(epoch: int, max_epochs: int) -> str:
+    """A progress bar's ``Epoch 3/30``: 1-based, as the summary lines and the messages count."""
+    return f"Epoch {epoch}/{max_epochs}"
+
+
+def resuming_line(run_dir: Path, checkpoint: Path, epochs_done: int, steps_done: int) -> str:
+    """What either trainer prints as a ``--resume`` starts."""
+    return (
+        f"resuming {run_dir} from {checkpoint} "
+        f"({epochs_done} {_plural(epochs_done, 'epoch')} and {steps_done} {_plural(steps_done, 'step')} done)"
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else f"{word}s"
 
 
 def should_report(epoch: int, max_epochs: int) -> bool:

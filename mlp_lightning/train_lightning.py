@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from mlp_lightning.cli import RunArgs, TrainerFlags, fail, resumed_trainer_flags
 from mlp_lightning.hparams import ConfigError
 from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
-from mlp_lightning.report import final_report
+from mlp_lightning.report import final_report, progress_bar_wanted, resuming_line
 from mlp_lightning.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, resolve_resume
 from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir, wait_for_a_later_event_file_second
 
@@ -102,11 +102,11 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
             return 0
 
     import lightning as L
-    from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from mlp_lightning.callbacks import (
         DivergenceGuard,
+        EpochProgressBar,
         EpochSummary,
         HParamsSession,
         TorchThreads,
@@ -148,8 +148,9 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         callbacks=[
             checkpoint,
             # every 10 steps and at each epoch's end: redrawing the bar every step costs
-            # ~0.15 ms, a tenth of a seed-config step
-            TQDMProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS),
+            # ~0.15 ms, a tenth of a seed-config step. Off a terminal, no bar: its
+            # carriage-return redraws would garble a log.
+            EpochProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS, enabled=progress_bar_wanted()),
             DivergenceGuard(),
             EpochSummary(),
             HParamsSession(hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}"),
@@ -176,10 +177,8 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     if trainer.is_global_zero and (processes := processes_line(trainer)):
         print(processes, flush=True)
     if resumed and trainer.is_global_zero:
-        print(
-            f"resuming {resumed.target.run_dir} from {resumed.target.checkpoint} "
-            f"({resumed.epochs_done} epochs and {resumed.step} steps done)"
-        )
+        target = resumed.target
+        print(resuming_line(target.run_dir, target.checkpoint, resumed.epochs_done, resumed.step), flush=True)
         for change in resume_changes(resumed, flags, trainer.strategy.root_device.type):
             print(f"{PROG}: note: {change}", file=sys.stderr)
         wait_for_a_later_event_file_second(Path(run_dir))  # TensorBoard reads the files in name order
@@ -191,10 +190,12 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         )  # fmt: skip
     except DivergenceError as err:
         if trainer.is_global_zero:
+            sys.stdout.flush()  # the summaries before it, in a log that takes both streams
             print(f"{PROG}: {err}\n{_kept(checkpoint, run_dir)}", file=sys.stderr)
         return 1
     except RunInterrupted:
         if trainer.is_global_zero:
+            sys.stdout.flush()
             epoch, step = checkpoint.saved_at
             print(
                 f"{PROG}: stopped by {stop.name} in epoch {epoch + 1} after step {step}; "

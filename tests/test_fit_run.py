@@ -1,6 +1,7 @@
 """End to end: scripts/fit.py trains, reports and writes the project's TensorBoard run."""
 
 import math
+import re
 
 import pytest
 
@@ -43,13 +44,24 @@ def test_default_run_writes_the_five_tags_once_per_epoch_at_the_last_step(defaul
 
 def test_default_run_prints_summaries_report_and_keeps_its_checkpoint_in_the_run(default_run):
     logdir, result = default_run
-    lines = [line for line in result.stdout.replace("\r", "\n").splitlines() if line.startswith("epoch ")]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert [line[:8] for line in lines] == [f"epoch {e:02d}" for e in (1, 5, 10, 15, 20, 25, 30)]
     assert "| train loss " in lines[0] and " | val loss " in lines[0]
     assert f"tensorboard --logdir {logdir}" in result.stdout
     run_dir = logdir / "lightning" / "version_0"
     assert str(run_dir) in result.stdout
     assert list((run_dir / "checkpoints").glob("*.ckpt"))
+
+
+def test_default_run_off_a_terminal_prints_whole_lines_and_no_progress_bar(default_run):
+    """Captured output is what a CI log, nohup or ``| tee`` gets: no carriage-return redraws."""
+    _, result = default_run
+    assert "\r" not in result.stdout and "\r" not in result.stderr
+    assert result.stderr == ""
+    summary = r"epoch \d{2} \| train loss \S+ acc \S+ \| val loss \S+ acc \S+"
+    report = [r"final    \| train loss .*", r"trained in .*", r"open it with: tensorboard --logdir .*"]
+    for line in result.stdout.splitlines():
+        assert any(re.fullmatch(pattern, line) for pattern in (summary, *report)), line
 
 
 def test_default_run_writes_an_hparams_session_with_every_hyperparameter(default_run):

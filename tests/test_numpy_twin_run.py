@@ -1,5 +1,6 @@
 """The twin's runs: the script end to end, its TensorBoard output beside Lightning's, determinism."""
 
+import re
 import subprocess
 import sys
 
@@ -57,6 +58,22 @@ def test_the_default_run_reaches_val_acc_098_and_reports_like_fit(default_run):
     ]
     assert any(line.startswith("final    | train loss") for line in lines)
     assert f"run directory: {run_dir}" in result.stdout
+
+
+def test_the_default_run_off_a_terminal_prints_whole_lines_and_no_progress_bar(default_run):
+    """Captured output is what a CI log, nohup or ``| tee`` gets: no carriage-return redraws."""
+    result, _ = default_run
+    assert "\r" not in result.stdout and "\r" not in result.stderr
+    assert result.stderr == ""
+    summary = r"epoch \d{2} \| train loss \S+ acc \S+ \| val loss \S+ acc \S+"
+    report = [
+        r"final    \| train loss .*",
+        r"trained in .*",
+        r"open it with: tensorboard --logdir .*",
+        r"IMPORTED: .*",
+    ]
+    for line in result.stdout.splitlines():
+        assert any(re.fullmatch(pattern, line) for pattern in (summary, *report)), line
 
 
 def test_weights_npz_holds_float32_params_and_loads_without_pickle(default_run):

@@ -23,7 +23,14 @@ from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
 from mlp_lightning.numpy_twin.checkpoint import CHECKPOINT_FILE, Checkpointer, TwinState, load_resume
 from mlp_lightning.numpy_twin.model import Params
 from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
-from mlp_lightning.report import epoch_line, final_report, should_report
+from mlp_lightning.report import (
+    epoch_description,
+    epoch_line,
+    final_report,
+    progress_bar_wanted,
+    resuming_line,
+    should_report,
+)
 from mlp_lightning.resume import CHECKPOINT_DIR
 from mlp_lightning.runs import claim_run_dir, wait_for_a_later_event_file_second
 from mlp_lightning.safe_files import DivergenceError
@@ -128,6 +135,7 @@ def fit(args: RunArgs) -> int:
         if resume.epochs_done >= hp.max_epochs:
             print(f"run {run_dir} already finished its {resume.epochs_done} epochs: nothing to resume")
             return 0
+        print(resuming_line(run_dir, target.checkpoint, resume.epochs_done, resume.step), flush=True)
     else:
         run_dir, version = claim_run_dir(args.logdir, TRAINER_NAME)
     (run_dir / "hparams.yaml").write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
@@ -135,8 +143,12 @@ def fit(args: RunArgs) -> int:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
     events = EventWriter(run_dir, hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}")
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
-    bar = tqdm(total=hp.max_epochs * steps_per_epoch, unit="step", dynamic_ncols=True, leave=False)
-    bar.update(resume.step if resume else 0)
+    # off a terminal no bar: its carriage-return redraws would garble a log
+    bar = tqdm(
+        total=hp.max_epochs * steps_per_epoch, unit="step", dynamic_ncols=True, leave=False,
+        disable=not progress_bar_wanted(), initial=resume.step if resume else 0,
+        desc=epoch_description((resume.epochs_done if resume else 0) + 1, hp.max_epochs),
+    )  # fmt: skip
     checkpoint = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
     stop = StopRequest().install()  # Ctrl-C/SIGTERM: stop at the next step boundary
     saved = resume.step if resume else None
@@ -146,17 +158,20 @@ def fit(args: RunArgs) -> int:
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         events.epoch_scalars(epoch, steps_per_epoch, metrics)
         last.update(metrics)
-        bar.set_description(f"epoch {epoch + 1}/{hp.max_epochs}", refresh=False)
+        if epoch + 1 < hp.max_epochs:  # the bar names the epoch it counts the steps of
+            bar.set_description(epoch_description(epoch + 2, hp.max_epochs), refresh=False)
         bar.set_postfix(val_loss=f"{metrics[VAL_LOSS]:.3f}", val_acc=f"{metrics[VAL_ACC]:.3f}", refresh=False)
         if should_report(epoch + 1, hp.max_epochs):
-            bar.write(epoch_line(epoch + 1, metrics))
+            bar.write(epoch_line(epoch + 1, metrics))  # from the line's first column, the bar redrawn below
+            sys.stdout.flush()  # whole, before anything the run writes to stderr
 
     start = time.perf_counter()
     try:
         params = train(hp, on_step=bar.update, on_epoch=on_epoch, resume=resume, on_boundary=saver)
     except RunInterrupted:
         events.close("STATUS_RUNNING")  # not over: its resume writes the end
-        bar.close()
+        bar.close()  # clears its line: the message starts on a line of its own
+        sys.stdout.flush()  # the summaries before it, in a log that takes both streams
         print(
             f"{PROG}: stopped by {stop.name} after step {saver.saved_step}; checkpoint: {checkpoint}\n"
             f"{resume_hint('scripts/baseline_numpy.py', run_dir)}",
@@ -166,6 +181,7 @@ def fit(args: RunArgs) -> int:
     except DivergenceError as err:
         events.close("STATUS_FAILURE")
         bar.close()
+        sys.stdout.flush()
         kept = f"the last good checkpoint (step {saver.saved_step}) is kept: {checkpoint}"
         print(
             f"{PROG}: {err}\n{kept if saver.saved_step else 'no checkpoint was saved'}",
