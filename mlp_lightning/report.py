@@ -1,4 +1,4 @@
-"""The console lines both trainers print: per-epoch summaries and the final report."""
+"""What both trainers print: summaries, final report, resume line, the bar's epoch; whether to draw a bar."""
 
 from __future__ import annotations
 
