@@ -257,7 +257,7 @@ def test_script_defaults_to_the_newest_numpy_and_lightning_runs(tmp_path, hp):
         (["--logdir", "nowhere"], "no numpy run under nowhere/numpy"),
         (["only_one"], "give two run directories, or none"),
         (["a", "b"], "a: no such run directory"),
-        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--bogus"], "unknown flag --bogus"),
     ],
 )
 def test_script_errors_are_one_line_exit_2_without_traceback(tmp_path, args, message):
