@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from mlp_lightning.data import load_splits
-from mlp_lightning.hparams import HParams
+from mlp_lightning.core.data import load_splits
+from mlp_lightning.core.hparams import HParams
 
 
 def twin(hp: HParams) -> list[float]:

@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 
-from mlp_lightning.data import BatchOrder, load_splits
-from mlp_lightning.hparams import HParams
+from mlp_lightning.core.data import BatchOrder, load_splits
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.seeds import numpy_dropout_rng
+from mlp_lightning.core.weights import init_weights
 from mlp_lightning.numpy_twin.step import Workspace, train_step
-from mlp_lightning.seeds import numpy_dropout_rng
-from mlp_lightning.weights import init_weights
 
 LARGE = HParams(n_per_class=62500, dim=512, hidden_dim=2048, batch_size=512, offset=0.3, max_epochs=1)
 

@@ -17,12 +17,12 @@ import lightning as L
 import torch
 
 from benchmarks.worker import progress
-from mlp_lightning.callbacks import torch_threads
-from mlp_lightning.datamodule import BlobDataModule
-from mlp_lightning.hparams import HParams
-from mlp_lightning.lit_module import MLPClassifier
-from mlp_lightning.tensorboard_schema import TRAIN_LOSS
-from mlp_lightning.train_lightning import quiet_lightning
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.tensorboard_schema import TRAIN_LOSS
+from mlp_lightning.lightning.callbacks import torch_threads
+from mlp_lightning.lightning.datamodule import BlobDataModule
+from mlp_lightning.lightning.lit_module import MLPClassifier
+from mlp_lightning.lightning.train import quiet_lightning
 
 
 @dataclass
@@ -102,8 +102,8 @@ def hand_loop(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTim
     gc.collect()
     start = time.perf_counter()
     optimizer = module.configure_optimizers()
-    from mlp_lightning.data import BatchOrder, eval_chunks
-    from mlp_lightning.datamodule import TensorBatches
+    from mlp_lightning.core.data import BatchOrder, eval_chunks
+    from mlp_lightning.lightning.datamodule import TensorBatches
 
     order = BatchOrder(len(x_tr), hp.batch_size, hp.seed)
     train_batches = TensorBatches(x_tr, y_tr, order)

@@ -17,12 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from mlp_lightning.data import BatchOrder, load_splits  # noqa: E402
-from mlp_lightning.hparams import HParams  # noqa: E402
-from mlp_lightning.model import TwoLayerMLP  # noqa: E402
-from mlp_lightning.report import epoch_line, should_report  # noqa: E402
-from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS  # noqa: E402
-from mlp_lightning.weights import init_weights  # noqa: E402
+from mlp_lightning.core.data import BatchOrder, load_splits  # noqa: E402
+from mlp_lightning.core.hparams import HParams  # noqa: E402
+from mlp_lightning.core.report import epoch_line, should_report  # noqa: E402
+from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS  # noqa: E402
+from mlp_lightning.core.weights import init_weights  # noqa: E402
+from mlp_lightning.lightning.model import TwoLayerMLP  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mlp_lightning.hparams import HParams
+from mlp_lightning.core.hparams import HParams
 
 GPU_START, GPU_END = "<!-- gpu:start -->", "<!-- gpu:end -->"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.machine import useful_flops_per_sample
 from benchmarks.worker import PROGRESS, RESULT
-from mlp_lightning.hparams import HParams
+from mlp_lightning.core.hparams import HParams
 
 REPO = Path(__file__).resolve().parents[1]
 LARGE = dict(n_per_class=62500, dim=512, hidden_dim=2048, batch_size=512, offset=0.3)

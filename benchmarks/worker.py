@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from mlp_lightning.hparams import HParams
+from mlp_lightning.core.hparams import HParams
 
 RESULT, PROGRESS = "RESULT ", "PROGRESS "
 

@@ -2,7 +2,7 @@
 
 Importing the package imports neither torch nor lightning: the NumPy twin and the
 command line depend on that. Import the torch modules by their full names
-(``mlp_lightning.lit_module``, ``mlp_lightning.datamodule``, ...).
+(``mlp_lightning.lightning.lit_module``, ``mlp_lightning.lightning.datamodule``, ...).
 """
 
 __version__ = "0.1.0"

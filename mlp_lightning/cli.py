@@ -24,9 +24,9 @@ from typing import Any, NoReturn, Optional, Union, get_type_hints
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
-from mlp_lightning.hparams import ConfigError, HParams, validate
-from mlp_lightning.resume import RESUME_NEWEST, ResumeError
-from mlp_lightning.runs import check_logdir
+from mlp_lightning.core.hparams import ConfigError, HParams, validate
+from mlp_lightning.runs.layout import check_logdir
+from mlp_lightning.runs.resume import RESUME_NEWEST, ResumeError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "single_device", "fsdp")

@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from mlp_lightning.export import WeightsError, checkpoint_to_npz, load_npz, save_checkpoint
+    from mlp_lightning.analysis.export import WeightsError, checkpoint_to_npz, load_npz, save_checkpoint
 
     try:
         if args.src.suffix == ".ckpt":

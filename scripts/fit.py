@@ -7,7 +7,7 @@ from mlp_lightning.cli import parse_fit_args
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_fit_args(argv)  # validates everything before torch is imported
-    from mlp_lightning.train_lightning import fit
+    from mlp_lightning.lightning.train import fit
 
     return fit(args)
 

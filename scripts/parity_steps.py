@@ -14,7 +14,7 @@ from typing import NoReturn, get_type_hints
 
 from mlp_lightning.cli import OneLineArgumentParser
 from mlp_lightning.cli import fail as cli_fail
-from mlp_lightning.hparams import ConfigError, HParams, validate
+from mlp_lightning.core.hparams import ConfigError, HParams, validate
 
 PROG = "parity_steps.py"
 
@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     hp, ns = parse_args(argv)
     import numpy as np
 
-    from mlp_lightning.compare import WEIGHT_TOLERANCE
-    from mlp_lightning.data import BatchOrder
-    from mlp_lightning.parity import step_parity
+    from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE
+    from mlp_lightning.analysis.parity import step_parity
+    from mlp_lightning.core.data import BatchOrder
 
     tolerance = ns.tolerance if ns.tolerance is not None else (1e-12 if ns.float64 else WEIGHT_TOLERANCE)
     dtype = np.float64 if ns.float64 else np.float32

@@ -13,7 +13,7 @@ import sys
 import lightning as L
 
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.train_lightning import fit
+from mlp_lightning.lightning.train import fit
 
 
 class SignalRankZeroAt(L.Callback):

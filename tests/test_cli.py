@@ -10,8 +10,8 @@ from mlp_lightning.cli import (
     parse_numpy_args,
     resumed_trainer_flags,
 )
-from mlp_lightning.hparams import HParams
-from mlp_lightning.resume import ResumeError
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.runs.resume import ResumeError
 from tests.helpers import run_script
 
 

@@ -14,7 +14,7 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from mlp_lightning.compare import (
+from mlp_lightning.analysis.compare import (
     RunError,
     check_pair,
     compare_runs,
@@ -24,9 +24,9 @@ from mlp_lightning.compare import (
     max_differences,
     within_parity,
 )
-from mlp_lightning.export import save_npz
-from mlp_lightning.hparams import HParams
-from mlp_lightning.tensorboard_schema import (
+from mlp_lightning.analysis.export import save_npz
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.tensorboard_schema import (
     EPOCH,
     METRIC_TAGS,
     VAL_ACC,
@@ -34,7 +34,7 @@ from mlp_lightning.tensorboard_schema import (
     hparams_session_end,
     hparams_session_start,
 )
-from mlp_lightning.weights import init_weights
+from mlp_lightning.core.weights import init_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 4

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlp_lightning.runs import claim_run_dir
+from mlp_lightning.runs.layout import claim_run_dir
 from tests.helpers import REPO, read_scalars
 
 

@@ -25,8 +25,8 @@ import pytest
 import tqdm
 
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
+from mlp_lightning.core.report import resuming_line
 from mlp_lightning.numpy_twin import train as twin_train
-from mlp_lightning.report import resuming_line
 from tests.helpers import REPO
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch
@@ -143,7 +143,7 @@ class StopAt(L.Callback):
 
 
 def fit_lightning(logdir: Path, *flags: str, callbacks=()) -> int:
-    from mlp_lightning.train_lightning import fit
+    from mlp_lightning.lightning.train import fit
 
     argv = ["--accelerator", "cpu", *SMALL, "--logdir", str(logdir), *flags]
     return fit(parse_fit_args(argv), callbacks=callbacks)
@@ -227,7 +227,7 @@ def test_twin_announces_a_resume_as_fit_does_and_its_bar_goes_on_in_that_epoch(t
 
 
 def test_a_multi_process_trainer_is_announced_once_with_its_process_count_strategy_and_accelerator():
-    from mlp_lightning.train_lightning import processes_line
+    from mlp_lightning.lightning.train import processes_line
 
     def trainer(**flags) -> L.Trainer:
         return L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, **flags)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mlp_lightning.data import BatchOrder, class_centers, eval_chunks, make_blobs, split_train_val
-from mlp_lightning.hparams import HParams
+from mlp_lightning.core.data import BatchOrder, class_centers, eval_chunks, make_blobs, split_train_val
+from mlp_lightning.core.hparams import HParams
 
 
 def notebook_make_blobs(n_per_class=200, dim=2, offset=2.0, seed=0):
@@ -126,7 +126,7 @@ def test_eval_chunks_walk_the_split_in_order():
 
 
 def test_blobs_drawn_in_small_chunks_equal_the_notebooks(monkeypatch):
-    import mlp_lightning.data as data
+    import mlp_lightning.core.data as data
 
     monkeypatch.setattr(data, "_DRAW_VALUES", 7)  # many uneven chunks per class
     X, y = data.make_blobs(50, 3, 1.0, num_classes=2, seed=11)

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlp_lightning.data import BatchOrder, load_splits, shard
-from mlp_lightning.hparams import HParams
-from mlp_lightning.model import TwoLayerMLP
-from mlp_lightning.tensorboard_schema import VAL_ACC, VAL_LOSS, epoch_end_step
-from mlp_lightning.weights import PARAM_NAMES
+from mlp_lightning.core.data import BatchOrder, load_splits, shard
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS, epoch_end_step
+from mlp_lightning.core.weights import PARAM_NAMES
+from mlp_lightning.lightning.model import TwoLayerMLP
 from tests.ddp_launch import fit_cmd, launch
 from tests.helpers import read_scalars
 

@@ -7,9 +7,9 @@ these run in-process: the Trainer for two DDP processes is built and never start
 import pytest
 
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.datamodule import check_world_size
-from mlp_lightning.hparams import ConfigError
-from mlp_lightning.train_lightning import fit
+from mlp_lightning.core.hparams import ConfigError
+from mlp_lightning.lightning.datamodule import check_world_size
+from mlp_lightning.lightning.train import fit
 
 TWO_PROCESSES = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlp_lightning.data import BatchOrder, shard
+from mlp_lightning.core.data import BatchOrder, shard
 
 
 def rank_batches(n: int, batch_size: int, world: int, epoch: int = 3) -> list[list[np.ndarray]]:

@@ -4,8 +4,8 @@ import time
 
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from mlp_lightning import runs
-from mlp_lightning.runs import wait_for_a_later_event_file_second
+from mlp_lightning.runs import layout as runs
+from mlp_lightning.runs.layout import wait_for_a_later_event_file_second
 
 
 def event_file(run_dir, second: int, host: str = "host", pid: int = 1, n: int = 0):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlp_lightning.data import load_splits
-from mlp_lightning.export import (
+from mlp_lightning.analysis.export import (
     WeightsError,
     checkpoint_to_npz,
     checkpoint_weights,
@@ -19,11 +18,12 @@ from mlp_lightning.export import (
     npz_to_classifier,
     save_checkpoint,
 )
-from mlp_lightning.hparams import HParams
-from mlp_lightning.lit_module import MLPClassifier
+from mlp_lightning.analysis.parity import run_both
+from mlp_lightning.core.data import load_splits
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.weights import PARAM_NAMES
+from mlp_lightning.lightning.lit_module import MLPClassifier
 from mlp_lightning.numpy_twin.model import forward
-from mlp_lightning.parity import run_both
-from mlp_lightning.weights import PARAM_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 3

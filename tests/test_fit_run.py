@@ -6,12 +6,12 @@ import re
 import pytest
 
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.tensorboard_schema import ALL_TAGS, EPOCH, VAL_ACC, epoch_end_step
+from mlp_lightning.core.tensorboard_schema import ALL_TAGS, EPOCH, VAL_ACC, epoch_end_step
 from tests.helpers import read_scalars, run_script
 
 
 def fit_in_process(logdir, *flags: str):
-    from mlp_lightning.train_lightning import fit
+    from mlp_lightning.lightning.train import fit
 
     assert fit(parse_fit_args(["--logdir", str(logdir), "--accelerator", "cpu", *flags])) == 0
 

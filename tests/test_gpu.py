@@ -35,8 +35,8 @@ class RecordDevices:
 def test_training_on_cuda_keeps_data_weights_and_metrics_on_the_gpu_and_reloads_on_cpu(tmp_path):
     import lightning as L
 
-    from mlp_lightning.datamodule import BlobDataModule
-    from mlp_lightning.lit_module import MLPClassifier
+    from mlp_lightning.lightning.datamodule import BlobDataModule
+    from mlp_lightning.lightning.lit_module import MLPClassifier
 
     record = RecordDevices()
     datamodule = BlobDataModule(n_per_class=200, seed=3)
@@ -90,7 +90,7 @@ def test_an_interrupted_gpu_run_resumes_on_the_gpu_and_ends_where_an_uninterrupt
     """
     import signal
 
-    from mlp_lightning.checkpoints import PROJECT_KEY
+    from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY
     from tests.test_resume import SignalAt, final_state, run
 
     flags = ("--accelerator", "gpu", "--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlp_lightning.checkpoints import (
+from mlp_lightning.cli import parse_fit_args
+from mlp_lightning.lightning.checkpoint_io import (
     PROJECT_KEY,
     CheckpointError,
     DivergenceError,
     atomic_torch_save,
     load_for_resume,
 )
-from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.run_checkpoint import SafeCheckpointIO
-from mlp_lightning.train_lightning import fit
+from mlp_lightning.lightning.run_checkpoint import SafeCheckpointIO
+from mlp_lightning.lightning.train import fit
 
 TINY = ("--accelerator", "cpu", "--n_per_class", "20", "--max_epochs", "1", "--hidden_dim", "8")
 

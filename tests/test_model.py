@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlp_lightning.lit_module import MLPClassifier
-from mlp_lightning.model import TwoLayerMLP
-from mlp_lightning.weights import PARAM_NAMES, init_weights
+from mlp_lightning.core.weights import PARAM_NAMES, init_weights
+from mlp_lightning.lightning.lit_module import MLPClassifier
+from mlp_lightning.lightning.model import TwoLayerMLP
 
 
 def test_weights_are_raw_parameters_with_the_twins_layout_and_values():

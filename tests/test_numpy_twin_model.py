@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlp_lightning.hparams import HParams
-from mlp_lightning.model import TwoLayerMLP
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.weights import PARAM_NAMES, init_weights
+from mlp_lightning.lightning.model import TwoLayerMLP
 from mlp_lightning.numpy_twin import model as twin
 from mlp_lightning.numpy_twin.step import Workspace, train_step
-from mlp_lightning.weights import PARAM_NAMES, init_weights
 
 P = 0.4  # a dropout rate whose scale 1/(1-p) is not a power of two
 

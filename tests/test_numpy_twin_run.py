@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
-from mlp_lightning.hparams import HParams
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.tensorboard_schema import ALL_TAGS, VAL_ACC
+from mlp_lightning.core.weights import PARAM_NAMES
 from mlp_lightning.numpy_twin.train import fit
-from mlp_lightning.tensorboard_schema import ALL_TAGS, VAL_ACC
-from mlp_lightning.weights import PARAM_NAMES
 from tests.helpers import REPO, read_scalars, run_script
 
 # runs the script as `python scripts/baseline_numpy.py` would, then reports what got imported
@@ -109,8 +109,8 @@ def hparams_session(run_dir):
 
 
 def test_event_file_has_lightnings_tags_steps_and_hparams(tmp_path, monkeypatch, capsys):
-    from mlp_lightning.runs import RUN_VERSION_ENV
-    from mlp_lightning.train_lightning import fit as fit_lightning
+    from mlp_lightning.lightning.train import fit as fit_lightning
+    from mlp_lightning.runs.layout import RUN_VERSION_ENV
 
     argv = ["--max_epochs", "3", "--n_per_class", "100", "--batch_size", "48", "--logdir", str(tmp_path)]
     monkeypatch.setenv(RUN_VERSION_ENV, "0")  # what run_version would claim; restored afterwards

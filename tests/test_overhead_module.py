@@ -2,7 +2,7 @@
 
 import torch
 
-from mlp_lightning.datamodule import BlobDataModule
+from mlp_lightning.lightning.datamodule import BlobDataModule
 
 
 def test_a_batch_already_on_the_device_is_handed_over_unchanged_and_others_are_moved():

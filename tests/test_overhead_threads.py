@@ -3,10 +3,10 @@
 import lightning as L
 import torch
 
-from mlp_lightning.callbacks import torch_threads
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.hparams import HParams
-from mlp_lightning.train_lightning import fit
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.lightning.callbacks import torch_threads
+from mlp_lightning.lightning.train import fit
 
 
 def test_seed_config_trains_on_one_thread_and_the_large_config_keeps_torchs_count():

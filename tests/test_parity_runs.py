@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlp_lightning.compare import (
+from mlp_lightning.analysis.compare import (
     ACC_TOLERANCE,
     LOSS_TOLERANCE,
     WEIGHT_TOLERANCE,
@@ -14,12 +14,12 @@ from mlp_lightning.compare import (
     load_run,
     max_differences,
 )
-from mlp_lightning.export import checkpoint_weights, load_npz
-from mlp_lightning.hparams import HParams
+from mlp_lightning.analysis.export import checkpoint_weights, load_npz
+from mlp_lightning.analysis.parity import run_both, run_lightning, run_numpy
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.core.weights import PARAM_NAMES
 from mlp_lightning.numpy_twin import model as twin
-from mlp_lightning.parity import run_both, run_lightning, run_numpy
-from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
-from mlp_lightning.weights import PARAM_NAMES
 
 DROPOUT_SEEDS = range(5)
 

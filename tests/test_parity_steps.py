@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlp_lightning.compare import WEIGHT_TOLERANCE
-from mlp_lightning.hparams import ConfigError, HParams
+from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE
+from mlp_lightning.analysis.parity import step_parity
+from mlp_lightning.core.hparams import ConfigError, HParams
 from mlp_lightning.numpy_twin import model as twin
-from mlp_lightning.parity import step_parity
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 10  # 640 training points in batches of 64

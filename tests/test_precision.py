@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.data import BatchOrder, load_splits
-from mlp_lightning.hparams import HParams
-from mlp_lightning.weights import PARAM_NAMES, init_weights
+from mlp_lightning.core.data import BatchOrder, load_splits
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.weights import PARAM_NAMES, init_weights
 
 
 @pytest.mark.parametrize(
@@ -40,8 +40,8 @@ def fit_in_process(hp: HParams, precision: str):
     import lightning as L
     import torch
 
-    from mlp_lightning.datamodule import BlobDataModule
-    from mlp_lightning.lit_module import MLPClassifier
+    from mlp_lightning.lightning.datamodule import BlobDataModule
+    from mlp_lightning.lightning.lit_module import MLPClassifier
 
     class Recording(MLPClassifier):
         seen: list[tuple[torch.dtype, torch.dtype, torch.dtype]] = []

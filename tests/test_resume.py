@@ -17,10 +17,10 @@ import pytest
 import torch
 from tensorboard.summary.writer import event_file_writer
 
-from mlp_lightning.checkpoints import PROJECT_KEY
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.interrupt import StopRequest
-from mlp_lightning.train_lightning import fit
+from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY
+from mlp_lightning.lightning.train import fit
+from mlp_lightning.runs.interrupt import StopRequest
 from tests.helpers import read_scalars, run_script
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 optimizer steps in all

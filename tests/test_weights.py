@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mlp_lightning.weights import PARAM_NAMES, init_weights, param_shapes
+from mlp_lightning.core.weights import PARAM_NAMES, init_weights, param_shapes
 
 
 def test_initial_weights_have_the_documented_shapes_dtype_and_scale():
@@ -22,7 +22,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 
 def test_weights_stream_is_independent_of_the_data_stream():
-    from mlp_lightning.data import make_blobs
+    from mlp_lightning.core.data import make_blobs
 
     X, _ = make_blobs(4, 2, 2.0, 2, seed=42)
     w = init_weights(2, 32, 2, seed=42)

@@ -17,17 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from mlp_lightning.hparams import HParams
-from mlp_lightning.interrupt import RunInterrupted, StopRequest
-from mlp_lightning.resume import ResumeTarget, resolve_resume, resumed_hparams
-from mlp_lightning.safe_files import (
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.weights import PARAM_NAMES, param_shapes
+from mlp_lightning.runs.files import (
     CheckpointError,
     DivergenceError,
     atomic_write_bytes,
     read_zip_archive,
     stored_hparams,
 )
-from mlp_lightning.weights import PARAM_NAMES, param_shapes
+from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest
+from mlp_lightning.runs.resume import ResumeTarget, resolve_resume, resumed_hparams
 
 CHECKPOINT_FILE = "last.npz"
 FORMAT_VERSION = 1

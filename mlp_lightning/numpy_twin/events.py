@@ -14,7 +14,12 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from mlp_lightning.tensorboard_schema import EPOCH, epoch_end_step, hparams_session_end, hparams_session_start
+from mlp_lightning.core.tensorboard_schema import (
+    EPOCH,
+    epoch_end_step,
+    hparams_session_end,
+    hparams_session_start,
+)
 
 
 class EventWriter:

@@ -17,13 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlp_lightning.data import EVAL_CHUNK, BatchOrder, load_splits
-from mlp_lightning.hparams import ConfigError, HParams
-from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
-from mlp_lightning.numpy_twin.checkpoint import CHECKPOINT_FILE, Checkpointer, TwinState, load_resume
-from mlp_lightning.numpy_twin.model import Params
-from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
-from mlp_lightning.report import (
+from mlp_lightning.core.data import EVAL_CHUNK, BatchOrder, load_splits
+from mlp_lightning.core.hparams import ConfigError, HParams
+from mlp_lightning.core.report import (
     epoch_description,
     epoch_line,
     final_report,
@@ -31,12 +27,16 @@ from mlp_lightning.report import (
     resuming_line,
     should_report,
 )
-from mlp_lightning.resume import CHECKPOINT_DIR
-from mlp_lightning.runs import claim_run_dir, wait_for_a_later_event_file_second
-from mlp_lightning.safe_files import DivergenceError
-from mlp_lightning.seeds import numpy_dropout_rng
-from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
-from mlp_lightning.weights import init_weights
+from mlp_lightning.core.seeds import numpy_dropout_rng
+from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.core.weights import init_weights
+from mlp_lightning.numpy_twin.checkpoint import CHECKPOINT_FILE, Checkpointer, TwinState, load_resume
+from mlp_lightning.numpy_twin.model import Params
+from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
+from mlp_lightning.runs.files import DivergenceError
+from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest, resume_hint
+from mlp_lightning.runs.layout import claim_run_dir, wait_for_a_later_event_file_second
+from mlp_lightning.runs.resume import CHECKPOINT_DIR
 
 if TYPE_CHECKING:
     from mlp_lightning.cli import RunArgs

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlp_lightning.weights import PARAM_NAMES
+from mlp_lightning.core.weights import PARAM_NAMES
 
 
 class TwoLayerMLP(nn.Module):

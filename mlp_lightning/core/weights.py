@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlp_lightning.seeds import init_weights_rng
+from mlp_lightning.core.seeds import init_weights_rng
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 INIT_STD = 0.02

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlp_lightning.hparams import HParams, hparam_names
-from mlp_lightning.runs import versions
-from mlp_lightning.tensorboard_schema import METRIC_TAGS, TRAIN_ACC, VAL_ACC
+from mlp_lightning.core.hparams import HParams, hparam_names
+from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, TRAIN_ACC, VAL_ACC
+from mlp_lightning.runs.layout import versions
 
 # what run-level parity at --dropout 0 guarantees (tests/test_parity_runs.py checks it)
 LOSS_TOLERANCE = 1e-6
@@ -257,7 +257,7 @@ def compare_runs(
     if changed:
         print(f"note: the hyperparameters differ: {'; '.join(changed)}")
     print(format_table(a, b))
-    from mlp_lightning.figures import write_comparison_figure
+    from mlp_lightning.analysis.figures import write_comparison_figure
 
     print(f"figure: {write_comparison_figure(a, b, default_figure_path(a, b, out))}")
     if check:

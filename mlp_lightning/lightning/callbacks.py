@@ -8,15 +8,15 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from mlp_lightning.checkpoints import DivergenceError
-from mlp_lightning.hparams import HParams
-from mlp_lightning.interrupt import RunInterrupted
-from mlp_lightning.report import epoch_description, epoch_line, should_report
-from mlp_lightning.tensorboard_schema import (
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.report import epoch_description, epoch_line, should_report
+from mlp_lightning.core.tensorboard_schema import (
     METRIC_TAGS,
     hparams_session_end,
     hparams_session_start,
 )
+from mlp_lightning.lightning.checkpoint_io import DivergenceError
+from mlp_lightning.runs.interrupt import RunInterrupted
 
 
 def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlp_lightning.compare import Run, max_differences
-from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.analysis.compare import Run, max_differences
+from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 
 # weights, X (N, D) -> logits (N, C)
 Forward = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
@@ -83,8 +83,8 @@ def comparison_figure(
 
 def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:
     """The curves, and both decision boundaries where the data is 2-D and both runs left weights."""
-    from mlp_lightning.data import load_splits
-    from mlp_lightning.export import WeightsError, load_weights_file, run_weights_file
+    from mlp_lightning.analysis.export import WeightsError, load_weights_file, run_weights_file
+    from mlp_lightning.core.data import load_splits
     from mlp_lightning.numpy_twin.model import forward
 
     hp = a.typed_hparams()

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlp_lightning.cli import RunArgs, TrainerFlags, fail, resumed_trainer_flags
-from mlp_lightning.hparams import ConfigError
-from mlp_lightning.interrupt import RunInterrupted, StopRequest, resume_hint
-from mlp_lightning.report import final_report, progress_bar_wanted, resuming_line
-from mlp_lightning.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, resolve_resume
-from mlp_lightning.runs import RUN_VERSION_ENV, claim_run_dir, wait_for_a_later_event_file_second
+from mlp_lightning.core.hparams import ConfigError
+from mlp_lightning.core.report import final_report, progress_bar_wanted, resuming_line
+from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest, resume_hint
+from mlp_lightning.runs.layout import RUN_VERSION_ENV, claim_run_dir, wait_for_a_later_event_file_second
+from mlp_lightning.runs.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, resolve_resume
 
 if TYPE_CHECKING:  # importing it needs torch, which the command line must not wait for
-    from mlp_lightning.checkpoints import Resumed
+    from mlp_lightning.lightning.checkpoint_io import Resumed
 
 TRAINER_NAME = "lightning"
 PROG, PROG_PATH = "fit.py", "scripts/fit.py"
@@ -88,7 +88,7 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     if args.resume is not None:
         try:
             target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)  # before paying for torch
-            from mlp_lightning.checkpoints import load_resume
+            from mlp_lightning.lightning.checkpoint_io import load_resume
 
             resumed = load_resume(target, args.hp, args.given)
             flags = resumed_trainer_flags(resumed.trainer_flags, args.trainer, args.given)
@@ -104,7 +104,7 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from mlp_lightning.callbacks import (
+    from mlp_lightning.lightning.callbacks import (
         DivergenceGuard,
         EpochProgressBar,
         EpochSummary,
@@ -113,11 +113,11 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         epoch_metrics,
         torch_threads,
     )
-    from mlp_lightning.checkpoints import DivergenceError
-    from mlp_lightning.datamodule import BlobDataModule, check_world_size
-    from mlp_lightning.lit_module import MLPClassifier
-    from mlp_lightning.rank_state import check_process_count
-    from mlp_lightning.run_checkpoint import RunCheckpoint, SafeCheckpointIO
+    from mlp_lightning.lightning.checkpoint_io import DivergenceError
+    from mlp_lightning.lightning.datamodule import BlobDataModule, check_world_size
+    from mlp_lightning.lightning.lit_module import MLPClassifier
+    from mlp_lightning.lightning.rank_state import check_process_count
+    from mlp_lightning.lightning.run_checkpoint import RunCheckpoint, SafeCheckpointIO
 
     hp = resumed.hp if resumed else args.hp
     # a new run's directory (and any parent it creates) goes again if the launch is refused

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlp_lightning.hparams import ConfigError, HParams, hparam_names
-from mlp_lightning.runs import versions
+from mlp_lightning.core.hparams import ConfigError, HParams, hparam_names
+from mlp_lightning.runs.layout import versions
 
 RESUME_NEWEST = "newest"  # what a bare ``--resume`` means
 CHECKPOINT_DIR = "checkpoints"

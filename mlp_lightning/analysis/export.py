@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlp_lightning.weights import PARAM_NAMES
+from mlp_lightning.core.weights import PARAM_NAMES
 
 if TYPE_CHECKING:
-    from mlp_lightning.lit_module import MLPClassifier
+    from mlp_lightning.lightning.lit_module import MLPClassifier
 
 # where the LightningModule keeps the TwoLayerMLP: its state_dict keys are "model.W1", ...
 STATE_PREFIX = "model."
@@ -98,7 +98,7 @@ def classifier_from_weights(weights: dict[str, np.ndarray], **hparams: float | i
     """
     import torch
 
-    from mlp_lightning.lit_module import MLPClassifier
+    from mlp_lightning.lightning.lit_module import MLPClassifier
 
     weights = check_weights(weights, "the weights to load")
     dim, hidden_dim = weights["W1"].shape

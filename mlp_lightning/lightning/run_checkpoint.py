@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torchmetrics import Metric
 
-from mlp_lightning.checkpoints import (
+from mlp_lightning.lightning.checkpoint_io import (
     FORMAT_VERSION,
     PROJECT_KEY,
     DivergenceError,
@@ -34,8 +34,8 @@ from mlp_lightning.checkpoints import (
     load_for_resume,
     nonfinite_tensors,
 )
-from mlp_lightning.interrupt import RunInterrupted, StopRequest
-from mlp_lightning.rank_state import gather_rank_states, own_rank_state
+from mlp_lightning.lightning.rank_state import gather_rank_states, own_rank_state
+from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE, newest_run
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
-from mlp_lightning.compare import WEIGHT_TOLERANCE, newest_run
-from mlp_lightning.data import BatchOrder, load_splits
-from mlp_lightning.hparams import ConfigError, HParams
-from mlp_lightning.seeds import numpy_dropout_rng
-from mlp_lightning.weights import PARAM_NAMES, init_weights
+from mlp_lightning.core.data import BatchOrder, load_splits
+from mlp_lightning.core.hparams import ConfigError, HParams
+from mlp_lightning.core.seeds import numpy_dropout_rng
+from mlp_lightning.core.weights import PARAM_NAMES, init_weights
 
 
 def run_numpy(argv: list[str], logdir: Path) -> Path:
@@ -53,7 +53,7 @@ def one_torch_thread():
 
 def run_lightning(argv: list[str], logdir: Path) -> Path:
     """Train with Lightning on the CPU, in-process, with the flags ``argv``; its run directory."""
-    from mlp_lightning.train_lightning import fit
+    from mlp_lightning.lightning.train import fit
 
     with (
         one_torch_thread(),
@@ -122,7 +122,7 @@ def step_parity(
         )
     import torch
 
-    from mlp_lightning.lit_module import MLPClassifier
+    from mlp_lightning.lightning.lit_module import MLPClassifier
     from mlp_lightning.numpy_twin.step import Workspace, train_step
 
     Xtr, ytr, _, _ = load_splits(hp)

@@ -20,16 +20,16 @@ from typing import Any
 
 import torch
 
-from mlp_lightning.hparams import HParams
-from mlp_lightning.resume import ResumeTarget, resumed_hparams
-from mlp_lightning.safe_files import (  # noqa: F401 (re-exported: the Lightning side imports them here)
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.weights import PARAM_NAMES, param_shapes
+from mlp_lightning.runs.files import (  # noqa: F401 (re-exported: the Lightning side imports them here)
     CheckpointError,
     DivergenceError,
     atomic_write_bytes,
     read_zip_archive,
     stored_hparams,
 )
-from mlp_lightning.weights import PARAM_NAMES, param_shapes
+from mlp_lightning.runs.resume import ResumeTarget, resumed_hparams
 
 # the callback's section of the checkpoint: what Lightning itself does not save
 PROJECT_KEY = "mlp_lightning"
@@ -158,7 +158,7 @@ class Resumed:
 def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str]) -> Resumed:
     """Load and check ``target``'s checkpoint; the flags given beside ``--resume`` must match it
     (``resumed_hparams``: a given ``--max_epochs`` may extend it)."""
-    from mlp_lightning.rank_state import saved_ranks
+    from mlp_lightning.lightning.rank_state import saved_ranks
 
     ckpt, stored = load_for_resume(target.checkpoint)
     epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])

@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mlp_lightning.hparams import ConfigError, HParams, hparam_names, validate
+from mlp_lightning.core.hparams import ConfigError, HParams, hparam_names, validate
 
 
 class CheckpointError(ConfigError):

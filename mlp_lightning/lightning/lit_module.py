@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mlp_lightning.hparams import HParams
-from mlp_lightning.model import TwoLayerMLP
-from mlp_lightning.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
-from mlp_lightning.weights import init_weights
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.core.weights import init_weights
+from mlp_lightning.lightning.model import TwoLayerMLP
 
 
 class MLPClassifier(L.LightningModule):

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlp_lightning.hparams import ConfigError
+from mlp_lightning.core.hparams import ConfigError
 
 _VERSION = re.compile(r"version_(\d+)$")
 # set for the processes a multi-process strategy launches, so they join rank 0's run

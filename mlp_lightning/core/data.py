@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from mlp_lightning.hparams import train_size
-from mlp_lightning.seeds import batch_order_rng, data_rng
+from mlp_lightning.core.hparams import train_size
+from mlp_lightning.core.seeds import batch_order_rng, data_rng
 
 # evaluation runs in order, in chunks of this many points (memory, not results, decides it)
 EVAL_CHUNK = 4096

@@ -1,0 +1,1 @@
+"""Reading finished runs: compare, figures, parity evidence, weight export."""

@@ -1,0 +1,1 @@
+"""The Lightning side: model, LightningModule, DataModule, callbacks, checkpoint, Trainer."""

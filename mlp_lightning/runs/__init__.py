@@ -1,0 +1,1 @@
+"""Run management, without torch: run directories, resume targets, interrupts, atomic files."""
