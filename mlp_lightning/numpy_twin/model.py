@@ -1,4 +1,8 @@
-"""Forward pass, cross-entropy, backward pass and SGD update of the two-layer MLP.
+"""Forward pass, cross-entropy, backward pass and SGD update of the two-layer MLP, made fast.
+
+To read the math, read ``textbook.py``: the same four functions in CS231n style, the readable
+reference and the test oracle. This module is its optimisation, held equal to it in float64
+by ``tests/test_numpy_twin_textbook.py``.
 
 Plain functions over arrays, in CS231n names. Every function keeps the dtype of its
 inputs (float32 in training, float64 in the gradient checks) and writes into ``out``
