@@ -65,6 +65,8 @@ def test_interrupted_ddp_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert a["global_step"] == b["global_step"] == 9
     for name in a["state_dict"]:
         assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
-    assert torch.equal(a[PROJECT_KEY]["torch_rng"], b[PROJECT_KEY]["torch_rng"])
+    assert len(a[PROJECT_KEY]["ranks"]) == len(b[PROJECT_KEY]["ranks"]) == 2
+    for rank_a, rank_b in zip(a[PROJECT_KEY]["ranks"], b[PROJECT_KEY]["ranks"], strict=True):
+        assert torch.equal(rank_a["torch_rng"], rank_b["torch_rng"])
     # every logged value, the interrupted epoch's training metrics included
     assert read_scalars(whole / "lightning" / "version_0") == read_scalars(run_dir)

@@ -16,6 +16,7 @@ from mlp_lightning.lightning.checkpoint_io import (
     CheckpointError,
     DivergenceError,
     atomic_torch_save,
+    checkpoint_epochs_done,
     load_for_resume,
 )
 from mlp_lightning.lightning.run_checkpoint import SafeCheckpointIO
@@ -220,3 +221,15 @@ def test_stored_hyperparameters_are_plain_python_values(good_checkpoint):
     for section in (good_checkpoint["hyper_parameters"], good_checkpoint[PROJECT_KEY]["hparams"]):
         assert all(type(v) in plain for v in section.values()), section
     assert type(good_checkpoint["hyper_parameters"]) is dict
+
+
+def test_the_checkpoint_records_its_epochs_in_the_projects_section_as_lightnings_loop_does(good_checkpoint):
+    """The project reads its own record; the fallback for older checkpoints reads Lightning's loop schema.
+
+    If Lightning moves ``loops.fit_loop.epoch_progress`` this fails here, not in a user's resume.
+    """
+    section = good_checkpoint[PROJECT_KEY]
+    lightning_loop = good_checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    assert section["epochs_done"] == lightning_loop == good_checkpoint["epoch"] + 1
+    older = {**good_checkpoint, PROJECT_KEY: {k: v for k, v in section.items() if k != "epochs_done"}}
+    assert checkpoint_epochs_done(older) == checkpoint_epochs_done(good_checkpoint) == section["epochs_done"]

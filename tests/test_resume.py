@@ -57,7 +57,7 @@ def assert_same_training_state(a: dict, b: dict) -> None:
         assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
     assert a["optimizer_states"] == b["optimizer_states"]
     assert a["global_step"] == b["global_step"]
-    assert torch.equal(a[PROJECT_KEY]["torch_rng"], b[PROJECT_KEY]["torch_rng"])
+    assert torch.equal(a[PROJECT_KEY]["ranks"][0]["torch_rng"], b[PROJECT_KEY]["ranks"][0]["torch_rng"])
 
 
 @pytest.fixture(scope="module")

@@ -142,6 +142,20 @@ def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
     return ckpt, hp
 
 
+def checkpoint_epochs_done(ckpt: dict[str, Any]) -> int:
+    """The complete epochs a run's checkpoint records, from the project's own section.
+
+    A checkpoint written before the section recorded them is read through Lightning's
+    loop schema instead, the one place this project reads it (checked against
+    Lightning 2.6: ``loops.fit_loop.epoch_progress.current.processed``;
+    ``tests/test_loading.py`` fails loudly if that path moves).
+    """
+    section = ckpt[PROJECT_KEY]
+    if "epochs_done" in section:
+        return int(section["epochs_done"])
+    return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+
+
 @dataclass(frozen=True)
 class Resumed:
     """A run to resume, checked: where it is, its hyperparameters and how far it got."""
@@ -161,7 +175,7 @@ def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str])
     from mlp_lightning.lightning.rank_state import saved_ranks
 
     ckpt, stored = load_for_resume(target.checkpoint)
-    epochs_done = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    epochs_done = checkpoint_epochs_done(ckpt)
     hp = resumed_hparams(stored, requested, given, epochs_done, target.run_dir)
     section = ckpt[PROJECT_KEY]
     processes = len(saved_ranks(section))

@@ -11,9 +11,11 @@ validation metrics.
 Lightning saves the weights, optimizer, loop counters and the training loader's
 position (``BatchOrder`` counts the batches handed out; the loader has a length, so
 Lightning fetches without prefetching and that count is the batches trained on).
-It does not save the torch RNGs that dropout draws from (the CPU's, or the GPU's), nor the torchmetrics sums
-of an epoch in progress: the ``mlp_lightning`` section carries them, the run's
-hyperparameters and Lightning flags as plain values, and the device type it ran on.
+It does not save the torch RNGs that dropout draws from (the CPU's, or the GPU's), nor the
+torchmetrics sums of an epoch in progress: the ``mlp_lightning`` section carries them (one
+entry per process), the run's hyperparameters and Lightning flags as plain values, the device
+type it ran on, and the complete epochs, so that a resume reads the run's progress in the
+project's own words rather than in Lightning's loop schema.
 """
 
 from __future__ import annotations
@@ -59,24 +61,27 @@ class SafeCheckpointIO(TorchCheckpointIO):
 def metric_states(module: torch.nn.Module) -> dict[str, dict[str, Any]]:
     """The accumulated state of every torchmetrics metric in ``module`` (an epoch in progress)."""
     return {
-        name: {"update_count": m.update_count, "states": _detach(m.metric_state)}
+        name: {"states": _detach(m.metric_state)}
         for name, m in module.named_modules()
         if isinstance(m, Metric)
     }
 
 
 def load_metric_states(module: torch.nn.Module, saved: dict[str, dict[str, Any]]) -> None:
+    """Give each metric back its saved sums through torchmetrics' public ``reset`` and ``merge_state``.
+
+    The metrics' states are sums, so merging a saved state into a freshly reset metric
+    (zeros) restores it exactly.
+    """
     metrics = {name: m for name, m in module.named_modules() if isinstance(m, Metric)}
     for name, entry in saved.items():
         metric = metrics[name]
-        for key, value in entry["states"].items():
-            if torch.is_tensor(value):
-                value = value.to(metric.device)
-            else:
-                value = [v.to(metric.device) for v in value]
-            setattr(metric, key, value)
-        metric._update_count = entry["update_count"]
-        metric._computed = None
+        metric.reset()
+        metric.merge_state({key: _to(value, metric.device) for key, value in entry["states"].items()})
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    return value.to(device) if torch.is_tensor(value) else [v.to(device) for v in value]
 
 
 def _detach(states: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +117,7 @@ class RunCheckpoint(L.Callback):
         self.saved_at: tuple[int, int] | None = None  # (0-based epoch, global step) of the last save
         self.stopped = False  # True once a stop request has been honoured
         self._to_restore: dict[str, Any] | None = None
+        self._epochs_done = 0  # complete epochs at the save in progress
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning installed its own SIGTERM handler just before this hook; ours decides
@@ -126,27 +132,27 @@ class RunCheckpoint(L.Callback):
             self._to_restore = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        if trainer.is_last_batch:
             return  # the epoch's last boundary comes after its validation
-        self._boundary(trainer, end_of_run=False)
+        self._boundary(trainer, epochs_done=trainer.current_epoch, end_of_run=False)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        last_epoch = trainer.current_epoch + 1 >= trainer.max_epochs
-        self._boundary(trainer, end_of_run=last_epoch)
+        epochs_done = trainer.current_epoch + 1
+        self._boundary(trainer, epochs_done=epochs_done, end_of_run=epochs_done >= trainer.max_epochs)
 
-    def _boundary(self, trainer: L.Trainer, end_of_run: bool) -> None:
+    def _boundary(self, trainer: L.Trainer, epochs_done: int, end_of_run: bool) -> None:
         due = self.every_n_steps > 0 and (
             trainer.global_step - (self.saved_at[1] if self.saved_at else 0) >= self.every_n_steps
         )
         # a signal may reach one process of a multi-process run: all of them stop together
         stop = trainer.strategy.reduce_boolean_decision(self.stop.requested, all=False)
         if due or end_of_run or stop:
-            self.save(trainer)
+            self.save(trainer, epochs_done)
         if stop and not end_of_run:
             self.stopped = True
             raise RunInterrupted(self.stop.name or "a stop request")
 
-    def save(self, trainer: L.Trainer) -> None:
+    def save(self, trainer: L.Trainer, epochs_done: int) -> None:
         # checked on every rank, before the collective save, so no rank waits on one that failed
         bad = nonfinite_tensors(dict(trainer.lightning_module.named_parameters()))
         if bad:
@@ -155,6 +161,7 @@ class RunCheckpoint(L.Callback):
                 f"non-finite {', '.join(bad)}; not saved over the last good checkpoint"
             )
         # every rank must call it, rank 0 writes; weights_only=False: the whole training state
+        self._epochs_done = epochs_done  # on_save_checkpoint records it
         trainer.save_checkpoint(self.path, weights_only=False)
         self.saved_at = (trainer.current_epoch, trainer.global_step)
 
@@ -164,9 +171,9 @@ class RunCheckpoint(L.Callback):
             "hparams": dict(self.hparams),
             "trainer": dict(self.trainer_flags),
             "device": trainer.strategy.root_device.type,
-            "torch_rng": torch.get_rng_state(),
-            "metrics": metric_states(pl_module),
-            # each process's own device RNG: under multi-GPU DDP every rank draws from its own GPU's
+            # the run's progress in the project's own words, not Lightning's loop schema
+            "epochs_done": self._epochs_done,
+            # each process's own RNGs and metric sums: under DDP every rank has its own
             "ranks": gather_rank_states(trainer, rank_state(trainer, pl_module)),
             "stopped_by": self.stop.name,
         }
