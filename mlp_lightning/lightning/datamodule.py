@@ -62,13 +62,13 @@ class BlobDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        n_per_class: int = 400,
-        dim: int = 2,
-        offset: float = 2.0,
-        num_classes: int = 2,
-        val_fraction: float = 0.2,
-        batch_size: int = 64,
-        seed: int = 42,
+        n_per_class: int = HParams.n_per_class,
+        dim: int = HParams.dim,
+        offset: float = HParams.offset,
+        num_classes: int = HParams.num_classes,
+        val_fraction: float = HParams.val_fraction,
+        batch_size: int = HParams.batch_size,
+        seed: int = HParams.seed,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -19,13 +19,13 @@ class MLPClassifier(L.LightningModule):
 
     def __init__(
         self,
-        dim: int = 2,
-        hidden_dim: int = 32,
-        num_classes: int = 2,
-        dropout: float = 0.5,
-        lr: float = 0.1,
-        weight_decay: float = 1e-4,
-        seed: int = 42,
+        dim: int = HParams.dim,
+        hidden_dim: int = HParams.hidden_dim,
+        num_classes: int = HParams.num_classes,
+        dropout: float = HParams.dropout,
+        lr: float = HParams.lr,
+        weight_decay: float = HParams.weight_decay,
+        seed: int = HParams.seed,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
