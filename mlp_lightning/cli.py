@@ -11,53 +11,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import glob
-import os
 import re
-import shutil
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Optional, Union, get_type_hints
+from typing import NoReturn, Optional, get_type_hints
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
-from mlp_lightning.core.hparams import ConfigError, HParams, validate
+from mlp_lightning.core.errors import ConfigError, fail
+from mlp_lightning.core.hparams import HParams, validate
+from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
+from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
-from mlp_lightning.runs.resume import RESUME_NEWEST, ResumeError
-
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "single_device", "fsdp")
-CHECKPOINT_EVERY_N_STEPS = 500
-PRECISIONS = (
-    "64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
-)  # fmt: skip
-# the short names, as Lightning reads them: runs store and compare the full name
-PRECISION_ALIASES = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
-
-
-@dataclass(frozen=True)
-class TrainerFlags:
-    """The Lightning-only flags, passed on to ``lightning.Trainer``."""
-
-    accelerator: str = "auto"
-    devices: Union[int, str] = "auto"  # noqa: UP007 (jsonargparse reads the annotation)
-    strategy: str = "auto"
-    precision: str = "32-true"
-    num_nodes: int = 1
-
-
-@dataclass(frozen=True)
-class RunArgs:
-    hp: HParams
-    trainer: TrainerFlags
-    logdir: Path
-    resume: str | None = None  # RESUME_NEWEST, a run directory or a checkpoint; None: a new run
-    checkpoint_every_n_steps: int = CHECKPOINT_EVERY_N_STEPS
-    given: frozenset[str] = frozenset()  # the flags set on the command line or in a --config file
-
+from mlp_lightning.runs.resume import RESUME_NEWEST
 
 _TRAINER_HELP = {
     "accelerator": f"one of {', '.join(ACCELERATORS)}",
@@ -132,9 +100,9 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         # a resume compares the hyperparameters given here with the ones its checkpoint stores
         given = given_flags(argv, ns)
     except ConfigError as err:
-        _fail(prog, str(err))
+        fail(prog, str(err))
     except ArgumentError as err:
-        _fail(prog, one_line(str(err)))
+        fail(prog, one_line(str(err)))
     return RunArgs(
         hp=hp, trainer=trainer, logdir=logdir, resume=ns.resume,
         checkpoint_every_n_steps=ns.checkpoint_every_n_steps, given=given,
@@ -220,87 +188,6 @@ def _refuse_trainer_flags(argv: list[str], prog: str) -> None:
             )
 
 
-def validate_trainer(flags: TrainerFlags) -> TrainerFlags:
-    """Raise ConfigError naming the first Lightning flag whose value is not allowed."""
-    _choice("accelerator", flags.accelerator, ACCELERATORS)
-    _choice("strategy", flags.strategy, STRATEGIES)
-    _choice("precision", str(flags.precision), PRECISIONS)
-    devices = flags.devices
-    if isinstance(devices, str) and re.fullmatch(r"-?\d+", devices.strip()):
-        devices = int(devices)
-    if not (devices == "auto" or (isinstance(devices, int) and (devices >= 1 or devices == -1))):
-        raise ConfigError(f"--devices must be 'auto', an integer >= 1 or -1, got {flags.devices!r}")
-    if flags.num_nodes < 1:
-        raise ConfigError(f"--num_nodes must be an integer >= 1, got {flags.num_nodes!r}")
-    if flags.accelerator in ("gpu", "cuda") and not nvidia_gpu_present():
-        raise ConfigError(
-            f"--accelerator {flags.accelerator} needs an NVIDIA GPU and this machine has none "
-            "(allowed here: cpu, auto)"
-        )
-    if flags.accelerator == "mps" and sys.platform != "darwin":
-        raise ConfigError("--accelerator mps needs Apple silicon (allowed here: cpu, auto)")
-    _check_device_combination(flags)
-    precision = PRECISION_ALIASES.get(str(flags.precision), str(flags.precision))
-    return dataclasses.replace(flags, devices=devices, precision=precision)
-
-
-def _check_device_combination(flags: TrainerFlags) -> None:
-    """Refuse what Lightning would swap for something else, or reject only after start-up."""
-    on_cpu = flags.accelerator == "cpu" or (
-        flags.accelerator == "auto" and not nvidia_gpu_present() and sys.platform != "darwin"
-    )
-    precision = str(flags.precision)
-    if on_cpu and precision in ("16-mixed", "16"):
-        # Lightning would warn and train in bf16-mixed instead
-        raise ConfigError(
-            f"--precision {precision} (float16 autocast) needs a CUDA GPU; on the CPU use bf16-mixed, "
-            "32-true or 64-true"
-        )
-    if flags.accelerator == "mps" and precision in ("64-true", "64"):
-        raise ConfigError(f"--precision {precision} needs float64, which mps lacks; use 32-true, bf16-mixed")
-    if on_cpu and flags.strategy == "fsdp":
-        raise ConfigError("--strategy fsdp needs a CUDA GPU; on the CPU use ddp, ddp_spawn or ddp_fork")
-
-
-def resumed_trainer_flags(
-    saved: Mapping[str, Any] | None, requested: TrainerFlags, given: frozenset[str]
-) -> TrainerFlags:
-    """The Lightning flags a resumed run trains with: its own, except those given again.
-
-    A bare ``--resume`` continues on the accelerator and in the precision the run
-    started with: on a machine with a GPU, ``--accelerator auto`` would otherwise move
-    a CPU run onto it (and a ``64-true`` run would continue in ``32-true``), and its
-    numbers would no longer be the uninterrupted run's. A flag given beside
-    ``--resume`` still wins, to move a run to other hardware on purpose. A checkpoint
-    from before the flags were stored (``saved`` is None) keeps the command line's.
-    """
-    names = [f.name for f in dataclasses.fields(TrainerFlags)]
-    kept = {name: saved[name] for name in names if saved and name in saved and name not in given}
-    flags = dataclasses.replace(requested, **kept)
-    try:
-        return validate_trainer(flags)
-    except ConfigError as err:
-        from_run = ", ".join(f"--{name} {value}" for name, value in kept.items())
-        raise ResumeError(
-            f"--resume: {err}; the run was started with {from_run}: give the flag beside --resume "
-            "to continue it with another value"
-        ) from None
-
-
-def nvidia_gpu_present() -> bool:
-    """Whether the NVIDIA driver shows a device, without importing torch (which takes seconds)."""
-    return (
-        os.path.exists("/proc/driver/nvidia/version")
-        or bool(glob.glob("/dev/nvidia[0-9]*"))
-        or shutil.which("nvidia-smi") is not None  # containers may hide /proc/driver and /dev
-    )
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-
 _TYPE_ERROR = re.compile(r'Parser key "(\w+)":\s*Expected a <class \'(\w+)\'>\. Got value: (.*)', re.S)
 
 
@@ -319,14 +206,6 @@ def one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def _fail(prog: str, message: str) -> NoReturn:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-fail = _fail  # for errors found after parsing (a --resume file): the same one line, exit 2
-
-
 class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse for the helper scripts, failing the trainers' way: one line, exit 2.
 
@@ -343,4 +222,4 @@ class OneLineArgumentParser(argparse.ArgumentParser):
             unknown = [a for a in message.split(":", 1)[1].split() if a.startswith("--")]
             if unknown:
                 message = unknown_flag_message(unknown[0].split("=", 1)[0], options)
-        _fail(self.prog, message)
+        fail(self.prog, message)

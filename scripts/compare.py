@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from mlp_lightning.analysis.compare import RunError, compare_runs
+    from mlp_lightning.analysis.compare import compare_runs
+    from mlp_lightning.core.errors import RunError
 
     try:
         return compare_runs(*args.runs, logdir=args.logdir, out=args.out, force=args.force, check=args.check)

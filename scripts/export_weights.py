@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from mlp_lightning.cli import OneLineArgumentParser
+from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT
 
 PROG = "export_weights.py"
 
@@ -22,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("dst", type=Path, help=".npz for a checkpoint source, .ckpt for a .npz source")
     args = parser.parse_args(argv)
     if args.src.is_dir():
-        args.src = args.src / "checkpoints" / "last.ckpt"
+        args.src = args.src / CHECKPOINT_DIR / LIGHTNING_CHECKPOINT
     pair = (args.src.suffix, args.dst.suffix)
     if pair not in ((".ckpt", ".npz"), (".npz", ".ckpt")):
         parser.error(
@@ -35,7 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from mlp_lightning.analysis.export import WeightsError, checkpoint_to_npz, load_npz, save_checkpoint
+    from mlp_lightning.analysis.export import checkpoint_to_npz, load_npz, save_checkpoint
+    from mlp_lightning.core.errors import WeightsError
 
     try:
         if args.src.suffix == ".ckpt":

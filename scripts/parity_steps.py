@@ -13,8 +13,9 @@ import sys
 from typing import NoReturn, get_type_hints
 
 from mlp_lightning.cli import OneLineArgumentParser
-from mlp_lightning.cli import fail as cli_fail
-from mlp_lightning.core.hparams import ConfigError, HParams, validate
+from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.errors import fail as cli_fail
+from mlp_lightning.core.hparams import HParams, validate
 
 PROG = "parity_steps.py"
 

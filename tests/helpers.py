@@ -8,6 +8,8 @@ test that imported ``tests.conftest`` would load a second copy of it. Tests impo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +35,30 @@ def run_script(name: str, *args: str, timeout: float = 120, cwd: Path | None = N
         timeout=timeout,
         cwd=cwd or REPO,
     )
+
+
+def run_numpy(argv: list[str], logdir: Path) -> Path:
+    """Train the twin in this process with the flags ``argv``, quietly: its run directory."""
+    from mlp_lightning.analysis.logged_run import newest_run
+    from mlp_lightning.cli import parse_numpy_args
+    from mlp_lightning.numpy_twin.train import fit
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        fit(parse_numpy_args([*argv, "--logdir", str(logdir)]))
+    return newest_run(logdir, "numpy")
+
+
+def run_lightning(argv: list[str], logdir: Path) -> Path:
+    """Train with Lightning on the CPU in this process with the flags ``argv``, quietly: its run directory."""
+    from mlp_lightning.analysis.logged_run import newest_run
+    from mlp_lightning.cli import parse_fit_args
+    from mlp_lightning.lightning.train import fit
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        fit(parse_fit_args([*argv, "--logdir", str(logdir), "--accelerator", "cpu", "--devices", "1"]))
+    return newest_run(logdir, "lightning")
+
+
+def run_both(argv: list[str], logdir: Path) -> tuple[Path, Path]:
+    """The twin's and Lightning's run directories for one set of flags."""
+    return run_numpy(argv, logdir), run_lightning(argv, logdir)

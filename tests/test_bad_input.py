@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
-from mlp_lightning.core.hparams import ConfigError, HParams, validate
+from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.hparams import HParams, validate
 from tests.helpers import run_script
 
 CONFIGS = {

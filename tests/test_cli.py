@@ -3,15 +3,11 @@
 import pytest
 import yaml
 
-from mlp_lightning.cli import (
-    TrainerFlags,
-    nvidia_gpu_present,
-    parse_fit_args,
-    parse_numpy_args,
-    resumed_trainer_flags,
-)
+from mlp_lightning.cli import parse_fit_args, parse_numpy_args
+from mlp_lightning.core.errors import ResumeError
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.runs.resume import ResumeError
+from mlp_lightning.lightning.flags import nvidia_gpu_present, resumed_trainer_flags
+from mlp_lightning.runs.args import TrainerFlags
 from tests.helpers import run_script
 
 
@@ -154,7 +150,7 @@ def test_a_checkpoint_without_stored_flags_resumes_with_the_command_lines():
 
 
 def test_resuming_a_gpu_run_on_a_machine_without_one_says_which_flag_to_give(monkeypatch):
-    monkeypatch.setattr("mlp_lightning.cli.nvidia_gpu_present", lambda: False)
+    monkeypatch.setattr("mlp_lightning.lightning.flags.nvidia_gpu_present", lambda: False)
     with pytest.raises(ResumeError) as err:
         resumed_trainer_flags({**SAVED_FLAGS, "accelerator": "gpu"}, TrainerFlags(), frozenset({"resume"}))
     message = str(err.value)

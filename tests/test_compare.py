@@ -15,16 +15,15 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from mlp_lightning.analysis.compare import (
-    RunError,
     check_pair,
     compare_runs,
     format_table,
     hparam_differences,
-    load_run,
-    max_differences,
     within_parity,
 )
 from mlp_lightning.analysis.export import save_npz
+from mlp_lightning.analysis.logged_run import load_run, max_differences
+from mlp_lightning.core.errors import RunError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import (
     EPOCH,

@@ -7,7 +7,7 @@ these run in-process: the Trainer for two DDP processes is built and never start
 import pytest
 
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.core.hparams import ConfigError
+from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.lightning.datamodule import check_world_size
 from mlp_lightning.lightning.train import fit
 

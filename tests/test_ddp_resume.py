@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from mlp_lightning.core.errors import ResumeError
 from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY
 from mlp_lightning.lightning.rank_state import own_rank_state
-from mlp_lightning.runs.resume import ResumeError
 from tests.ddp_launch import FIT, REPO, fit_cmd, launch
 from tests.helpers import read_scalars
 

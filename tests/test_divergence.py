@@ -118,9 +118,9 @@ def test_a_diverging_run_prints_the_projects_message_first_and_no_library_warnin
 def test_the_twin_quiets_numpys_overflow_warnings_only_inside_its_training_loop():
     import numpy as np
 
+    from mlp_lightning.core.errors import DivergenceError
     from mlp_lightning.core.hparams import HParams
     from mlp_lightning.numpy_twin.train import train
-    from mlp_lightning.runs.files import DivergenceError
 
     before = np.geterr()
     with pytest.raises(DivergenceError, match="training diverged"):

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from mlp_lightning.analysis.export import (
-    WeightsError,
     checkpoint_to_npz,
     checkpoint_weights,
     classifier_from_weights,
@@ -18,12 +17,13 @@ from mlp_lightning.analysis.export import (
     npz_to_classifier,
     save_checkpoint,
 )
-from mlp_lightning.analysis.parity import run_both
 from mlp_lightning.core.data import load_splits
+from mlp_lightning.core.errors import WeightsError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import PARAM_NAMES
 from mlp_lightning.lightning.lit_module import MLPClassifier
 from mlp_lightning.numpy_twin.model import forward
+from tests.helpers import run_both
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 3

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from mlp_lightning.cli import parse_fit_args
+from mlp_lightning.core.errors import CheckpointError, DivergenceError
 from mlp_lightning.lightning.checkpoint_io import (
     PROJECT_KEY,
-    CheckpointError,
-    DivergenceError,
     atomic_torch_save,
     checkpoint_epochs_done,
     load_for_resume,

@@ -11,15 +11,14 @@ from mlp_lightning.analysis.compare import (
     WEIGHT_TOLERANCE,
     compare_runs,
     hparam_differences,
-    load_run,
-    max_differences,
 )
 from mlp_lightning.analysis.export import checkpoint_weights, load_npz
-from mlp_lightning.analysis.parity import run_both, run_lightning, run_numpy
+from mlp_lightning.analysis.logged_run import load_run, max_differences
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.core.weights import PARAM_NAMES
 from mlp_lightning.numpy_twin import model as twin
+from tests.helpers import run_both, run_lightning, run_numpy
 
 DROPOUT_SEEDS = range(5)
 

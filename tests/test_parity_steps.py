@@ -10,7 +10,8 @@ import pytest
 
 from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE
 from mlp_lightning.analysis.parity import step_parity
-from mlp_lightning.core.hparams import ConfigError, HParams
+from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.hparams import HParams
 from mlp_lightning.numpy_twin import model as twin
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ import pytest
 from tensorboard.summary.writer import event_file_writer
 
 from mlp_lightning.cli import parse_numpy_args
+from mlp_lightning.core.errors import CheckpointError
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
-from mlp_lightning.runs.files import CheckpointError
 from tests.helpers import read_scalars
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 steps in all

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from mlp_lightning.analysis.parity import run_both
 from mlp_lightning.core.tensorboard_schema import ALL_TAGS
+from tests.helpers import run_both
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90  # TensorBoard imports TensorFlow-free plugins and scans the logdir first

@@ -14,17 +14,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlp_lightning.core.errors import WeightsError
 from mlp_lightning.core.weights import PARAM_NAMES
+from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 if TYPE_CHECKING:
     from mlp_lightning.lightning.lit_module import MLPClassifier
 
 # where the LightningModule keeps the TwoLayerMLP: its state_dict keys are "model.W1", ...
 STATE_PREFIX = "model."
-
-
-class WeightsError(ValueError):
-    """A weights file is missing, unreadable or does not hold the two-layer MLP's arrays."""
 
 
 def check_weights(weights: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
@@ -135,7 +133,7 @@ def save_checkpoint(weights: dict[str, np.ndarray], path: str | Path, **hparams:
 def run_weights_file(run_dir: str | Path) -> Path | None:
     """A run's final weights: the twin's ``weights.npz``, else Lightning's ``checkpoints/last.ckpt``."""
     run_dir = Path(run_dir)
-    for candidate in (run_dir / "weights.npz", run_dir / "checkpoints" / "last.ckpt"):
+    for candidate in (run_dir / TWIN_WEIGHTS, run_dir / CHECKPOINT_DIR / LIGHTNING_CHECKPOINT):
         if candidate.is_file():
             return candidate
     return None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlp_lightning.analysis.compare import Run, max_differences
+from mlp_lightning.analysis.logged_run import Run, max_differences
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 
 # weights, X (N, D) -> logits (N, C)
@@ -83,14 +83,20 @@ def comparison_figure(
 
 def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:
     """The curves, and both decision boundaries where the data is 2-D and both runs left weights."""
-    from mlp_lightning.analysis.export import WeightsError, load_weights_file, run_weights_file
+    from mlp_lightning.analysis.export import load_weights_file, run_weights_file
     from mlp_lightning.core.data import load_splits
+    from mlp_lightning.core.errors import WeightsError
     from mlp_lightning.numpy_twin.model import forward
+    from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
     hp = a.typed_hparams()
     files = [run_weights_file(run.path) for run in (a, b)]
     if hp.dim != 2 or None in files:
-        reason = f"--dim is {hp.dim}" if hp.dim != 2 else "a run has no weights.npz or checkpoints/last.ckpt"
+        reason = (
+            f"--dim is {hp.dim}"
+            if hp.dim != 2
+            else f"a run has no {TWIN_WEIGHTS} or {CHECKPOINT_DIR}/{LIGHTNING_CHECKPOINT}"
+        )
         print(f"note: no decision boundaries: {reason}")
         return comparison_figure((a, b), path)
     try:

@@ -1,72 +1,23 @@
-"""Are the twins the same model? Run-level and step-level evidence.
+"""Are the twins the same model? Step-level evidence.
 
-- ``run_both`` trains one config with each trainer, in this process, into one logdir;
-  ``compare.load_run`` then reads both back as TensorBoard does.
-- ``step_parity`` drives both sides one optimizer step at a time on identical batches
-  (the Lightning module's ``training_step`` and its ``configure_optimizers`` SGD, and
-  the twin's ``train_step``) and reports the first step where the parameters part by
-  more than a tolerance: the tool to reach for when run-level parity breaks.
+``step_parity`` drives both sides one optimizer step at a time on identical batches
+(the Lightning module's ``training_step`` and its ``configure_optimizers`` SGD, and the
+twin's ``train_step``) and reports the first step where the parameters part by more
+than a tolerance: the tool to reach for when run-level parity (``compare.py``) breaks.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE, newest_run
-from mlp_lightning.cli import parse_fit_args, parse_numpy_args
+from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE
 from mlp_lightning.core.data import BatchOrder, load_splits
-from mlp_lightning.core.hparams import ConfigError, HParams
+from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.weights import PARAM_NAMES, init_weights
-
-
-def run_numpy(argv: list[str], logdir: Path) -> Path:
-    """Train the twin in-process with the flags ``argv``; its run directory."""
-    from mlp_lightning.numpy_twin.train import fit
-
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        fit(parse_numpy_args([*argv, "--logdir", str(logdir)]))
-    return newest_run(logdir, "numpy")
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """torch on one thread for the block: this model is too small to gain from a second one.
-
-    On a busy 2-core machine the second thread's spin-waiting made each 300-step run
-    take ~10 s instead of ~1 s. The numbers do not change (parity holds either way).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def run_lightning(argv: list[str], logdir: Path) -> Path:
-    """Train with Lightning on the CPU, in-process, with the flags ``argv``; its run directory."""
-    from mlp_lightning.lightning.train import fit
-
-    with (
-        one_torch_thread(),
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-    ):
-        fit(parse_fit_args([*argv, "--logdir", str(logdir), "--accelerator", "cpu", "--devices", "1"]))
-    return newest_run(logdir, "lightning")
-
-
-def run_both(argv: list[str], logdir: Path) -> tuple[Path, Path]:
-    """The twin's and Lightning's run directories for one set of flags."""
-    return run_numpy(argv, logdir), run_lightning(argv, logdir)
 
 
 @dataclass(frozen=True)
@@ -122,6 +73,7 @@ def step_parity(
         )
     import torch
 
+    from mlp_lightning.lightning.callbacks import torch_thread_count
     from mlp_lightning.lightning.lit_module import MLPClassifier
     from mlp_lightning.numpy_twin.step import Workspace, train_step
 
@@ -141,7 +93,9 @@ def step_parity(
     total = hp.max_epochs * len(order) if steps is None else steps
     param_diff, worst, loss_diff = [], [], []
     epoch = 0
-    with one_torch_thread():
+    # this model is too small to gain from a second thread, and on a busy 2-core machine its
+    # spin-waiting made each 300-step comparison take ~10 s instead of ~1 s
+    with torch_thread_count(1):
         while len(param_diff) < total:
             order.set_epoch(epoch)
             for i, idx in enumerate(order):

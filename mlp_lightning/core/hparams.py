@@ -12,9 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-
-class ConfigError(ValueError):
-    """A flag or config key has a value that is not allowed; the message names it."""
+from mlp_lightning.core.errors import ConfigError
 
 
 def _help(text: str) -> dict:

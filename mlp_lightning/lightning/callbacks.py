@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from mlp_lightning.core.errors import DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import epoch_description, epoch_line, should_report
 from mlp_lightning.core.tensorboard_schema import (
@@ -15,8 +19,6 @@ from mlp_lightning.core.tensorboard_schema import (
     hparams_session_end,
     hparams_session_start,
 )
-from mlp_lightning.lightning.checkpoint_io import DivergenceError
-from mlp_lightning.runs.interrupt import RunInterrupted
 
 
 def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -139,22 +141,31 @@ def torch_threads(hp: HParams) -> int | None:
     return 1 if step_macs < TINY_STEP_MACS else None
 
 
+@contextlib.contextmanager
+def torch_thread_count(threads: int) -> Iterator[None]:
+    """torch on ``threads`` intra-op threads inside the block, its own count again after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TorchThreads(L.Callback):
-    """Trains on ``threads`` intra-op threads and gives torch its own count back after the fit.
+    """Trains on ``threads`` intra-op threads (``torch_thread_count``) from ``setup`` to ``teardown``.
 
     Set at ``setup``, after Lightning's DDP strategy has picked a count of its own.
     """
 
     def __init__(self, threads: int) -> None:
-        self.threads, self._before = threads, None
+        self.threads, self._pinned = threads, contextlib.ExitStack()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
+        self._pinned.enter_context(torch_thread_count(self.threads))
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._before is not None:
-            torch.set_num_threads(self._before)
+        self._pinned.close()
 
 
 class DivergenceGuard(L.Callback):

@@ -20,15 +20,10 @@ from typing import Any
 
 import torch
 
+from mlp_lightning.core.errors import CheckpointError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import PARAM_NAMES, param_shapes
-from mlp_lightning.runs.files import (  # noqa: F401 (re-exported: the Lightning side imports them here)
-    CheckpointError,
-    DivergenceError,
-    atomic_write_bytes,
-    read_zip_archive,
-    stored_hparams,
-)
+from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.resume import ResumeTarget, resumed_hparams
 
 # the callback's section of the checkpoint: what Lightning itself does not save

@@ -8,7 +8,8 @@ import lightning as L
 import torch
 
 from mlp_lightning.core.data import BatchOrder, eval_chunks, make_blobs, shard, split_train_val
-from mlp_lightning.core.hparams import ConfigError, HParams
+from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.hparams import HParams
 
 
 def check_world_size(n_train: int, n_val: int, world_size: int) -> None:

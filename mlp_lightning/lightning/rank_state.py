@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from mlp_lightning.runs.resume import ResumeError
+from mlp_lightning.core.errors import ResumeError
 
 
 def gather_rank_states(trainer: L.Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -28,16 +28,16 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torchmetrics import Metric
 
+from mlp_lightning.core.errors import DivergenceError, RunInterrupted
 from mlp_lightning.lightning.checkpoint_io import (
     FORMAT_VERSION,
     PROJECT_KEY,
-    DivergenceError,
     atomic_torch_save,
     load_for_resume,
     nonfinite_tensors,
 )
 from mlp_lightning.lightning.rank_state import gather_rank_states, own_rank_state
-from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest
+from mlp_lightning.runs.interrupt import StopRequest
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

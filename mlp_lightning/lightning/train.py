@@ -13,17 +13,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlp_lightning.cli import RunArgs, TrainerFlags, fail, resumed_trainer_flags
-from mlp_lightning.core.hparams import ConfigError
+from mlp_lightning.core.errors import ConfigError, RunInterrupted, fail
 from mlp_lightning.core.report import final_report, progress_bar_wanted, resuming_line
-from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest, resume_hint
-from mlp_lightning.runs.layout import RUN_VERSION_ENV, claim_run_dir, wait_for_a_later_event_file_second
-from mlp_lightning.runs.resume import CHECKPOINT_DIR, LAST_CHECKPOINT, resolve_resume
+from mlp_lightning.lightning.flags import resumed_trainer_flags
+from mlp_lightning.runs.args import RunArgs, TrainerFlags
+from mlp_lightning.runs.interrupt import StopRequest, resume_hint
+from mlp_lightning.runs.layout import (
+    CHECKPOINT_DIR,
+    LIGHTNING_CHECKPOINT,
+    LIGHTNING_TRAINER,
+    RUN_VERSION_ENV,
+    claim_run_dir,
+    run_name,
+    wait_for_a_later_event_file_second,
+)
+from mlp_lightning.runs.resume import resolve_resume
 
 if TYPE_CHECKING:  # importing it needs torch, which the command line must not wait for
     from mlp_lightning.lightning.checkpoint_io import Resumed
 
-TRAINER_NAME = "lightning"
 PROG, PROG_PATH = "fit.py", "scripts/fit.py"
 PROGRESS_EVERY_N_STEPS = 10
 
@@ -65,7 +73,7 @@ def run_version(args: RunArgs) -> int | None:
         return int(inherited)
     if launched_as_nonzero_rank():
         return None
-    _, version = claim_run_dir(args.logdir, TRAINER_NAME)
+    _, version = claim_run_dir(args.logdir, LIGHTNING_TRAINER)
     os.environ[RUN_VERSION_ENV] = str(version)
     return version
 
@@ -87,7 +95,9 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     resumed, flags = None, args.trainer
     if args.resume is not None:
         try:
-            target = resolve_resume(args.resume, args.logdir, TRAINER_NAME)  # before paying for torch
+            target = resolve_resume(
+                args.resume, args.logdir, LIGHTNING_TRAINER, LIGHTNING_CHECKPOINT
+            )  # before paying for torch
             from mlp_lightning.lightning.checkpoint_io import load_resume
 
             resumed = load_resume(target, args.hp, args.given)
@@ -104,6 +114,7 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from mlp_lightning.core.errors import DivergenceError
     from mlp_lightning.lightning.callbacks import (
         DivergenceGuard,
         EpochProgressBar,
@@ -113,7 +124,6 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         epoch_metrics,
         torch_threads,
     )
-    from mlp_lightning.lightning.checkpoint_io import DivergenceError
     from mlp_lightning.lightning.datamodule import BlobDataModule, check_world_size
     from mlp_lightning.lightning.lit_module import MLPClassifier
     from mlp_lightning.lightning.rank_state import check_process_count
@@ -121,17 +131,19 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
 
     hp = resumed.hp if resumed else args.hp
     # a new run's directory (and any parent it creates) goes again if the launch is refused
-    new_dirs = [] if resumed else _missing_dirs(Path(args.logdir) / TRAINER_NAME)
+    new_dirs = [] if resumed else _missing_dirs(Path(args.logdir) / LIGHTNING_TRAINER)
     version = resumed.target.version if resumed else run_version(args)
     logdir = resumed.target.logdir if resumed else args.logdir
     # a resumed run writes a new event file into its own directory: the same TensorBoard run
-    logger = TensorBoardLogger(save_dir=logdir, name=TRAINER_NAME, version=version, default_hp_metric=False)
+    logger = TensorBoardLogger(
+        save_dir=logdir, name=LIGHTNING_TRAINER, version=version, default_hp_metric=False
+    )
     run_dir = logger.log_dir
 
     L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
     datamodule = BlobDataModule.from_hparams(hp)
     model = MLPClassifier.from_hparams(hp)
-    checkpoint_path = os.path.join(run_dir, CHECKPOINT_DIR, LAST_CHECKPOINT)
+    checkpoint_path = os.path.join(run_dir, CHECKPOINT_DIR, LIGHTNING_CHECKPOINT)
     checkpoint = RunCheckpoint(
         checkpoint_path, hp.as_dict(), args.checkpoint_every_n_steps, stop, dataclasses.asdict(flags)
     )
@@ -153,7 +165,7 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
             EpochProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS, enabled=progress_bar_wanted()),
             DivergenceGuard(),
             EpochSummary(),
-            HParamsSession(hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}"),
+            HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, version)),
             *([TorchThreads(threads)] if threads else []),
             *extra_callbacks,
         ],

@@ -17,19 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from mlp_lightning.core.errors import CheckpointError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import PARAM_NAMES, param_shapes
-from mlp_lightning.runs.files import (
-    CheckpointError,
-    DivergenceError,
-    atomic_write_bytes,
-    read_zip_archive,
-    stored_hparams,
-)
-from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest
+from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
+from mlp_lightning.runs.interrupt import StopRequest
+from mlp_lightning.runs.layout import TWIN_CHECKPOINT
 from mlp_lightning.runs.resume import ResumeTarget, resolve_resume, resumed_hparams
 
-CHECKPOINT_FILE = "last.npz"
 FORMAT_VERSION = 1
 _SUMS = ("loss_sum", "weight")  # the running mean's float32 sums, kept bit-exact as arrays
 
@@ -134,7 +129,7 @@ def _check_params(state: TwinState, name: str) -> None:
 def load_resume(args, trainer: str) -> tuple[TwinState, ResumeTarget]:
     """The state ``--resume`` names, checked; the flags given beside it must match the run's own
     (``resumed_hparams``, the rule fit.py's resume follows: a given ``--max_epochs`` may extend it)."""
-    target = resolve_resume(args.resume, args.logdir, trainer, CHECKPOINT_FILE)
+    target = resolve_resume(args.resume, args.logdir, trainer, TWIN_CHECKPOINT)
     state = load_state(target.checkpoint)
     state.hp = resumed_hparams(state.hp, args.hp, args.given, state.epochs_done, target.run_dir)
     return state, target

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlp_lightning.core.data import eval_chunks
+from mlp_lightning.core.errors import DivergenceError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.numpy_twin import model as twin
 from mlp_lightning.numpy_twin.model import Cache, Params
-from mlp_lightning.runs.files import DivergenceError
 
 _f32 = np.float32
 

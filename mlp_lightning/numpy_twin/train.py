@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlp_lightning.core.data import EVAL_CHUNK, BatchOrder, load_splits
-from mlp_lightning.core.hparams import ConfigError, HParams
+from mlp_lightning.core.errors import ConfigError, DivergenceError, RunInterrupted
+from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import (
     epoch_description,
     epoch_line,
@@ -30,18 +31,24 @@ from mlp_lightning.core.report import (
 from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.core.weights import init_weights
-from mlp_lightning.numpy_twin.checkpoint import CHECKPOINT_FILE, Checkpointer, TwinState, load_resume
+from mlp_lightning.numpy_twin.checkpoint import Checkpointer, TwinState, load_resume
 from mlp_lightning.numpy_twin.model import Params
 from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
-from mlp_lightning.runs.files import DivergenceError
-from mlp_lightning.runs.interrupt import RunInterrupted, StopRequest, resume_hint
-from mlp_lightning.runs.layout import claim_run_dir, wait_for_a_later_event_file_second
-from mlp_lightning.runs.resume import CHECKPOINT_DIR
+from mlp_lightning.runs.interrupt import StopRequest, resume_hint
+from mlp_lightning.runs.layout import (
+    CHECKPOINT_DIR,
+    HPARAMS_FILE,
+    NUMPY_TRAINER,
+    TWIN_CHECKPOINT,
+    TWIN_WEIGHTS,
+    claim_run_dir,
+    run_name,
+    wait_for_a_later_event_file_second,
+)
 
 if TYPE_CHECKING:
-    from mlp_lightning.cli import RunArgs
+    from mlp_lightning.runs.args import RunArgs
 
-TRAINER_NAME = "numpy"
 PROG = "baseline_numpy.py"
 
 
@@ -122,13 +129,13 @@ def fit(args: RunArgs) -> int:
     import yaml
     from tqdm import tqdm
 
-    from mlp_lightning.cli import fail
+    from mlp_lightning.core.errors import fail
     from mlp_lightning.numpy_twin.events import EventWriter
 
     hp, resume, logdir = args.hp, None, args.logdir
     if args.resume is not None:
         try:
-            resume, target = load_resume(args, TRAINER_NAME)
+            resume, target = load_resume(args, NUMPY_TRAINER)
         except ConfigError as err:
             fail(PROG, str(err))
         hp, run_dir, version, logdir = resume.hp, target.run_dir, target.version, target.logdir
@@ -137,11 +144,11 @@ def fit(args: RunArgs) -> int:
             return 0
         print(resuming_line(run_dir, target.checkpoint, resume.epochs_done, resume.step), flush=True)
     else:
-        run_dir, version = claim_run_dir(args.logdir, TRAINER_NAME)
-    (run_dir / "hparams.yaml").write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
+        run_dir, version = claim_run_dir(args.logdir, NUMPY_TRAINER)
+    (run_dir / HPARAMS_FILE).write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
     if resume is not None:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
-    events = EventWriter(run_dir, hp.as_dict(), run_name=f"{TRAINER_NAME}/version_{version}")
+    events = EventWriter(run_dir, hp.as_dict(), run_name=run_name(NUMPY_TRAINER, version))
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
     # off a terminal no bar: its carriage-return redraws would garble a log
     bar = tqdm(
@@ -149,7 +156,7 @@ def fit(args: RunArgs) -> int:
         disable=not progress_bar_wanted(), initial=resume.step if resume else 0,
         desc=epoch_description((resume.epochs_done if resume else 0) + 1, hp.max_epochs),
     )  # fmt: skip
-    checkpoint = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    checkpoint = run_dir / CHECKPOINT_DIR / TWIN_CHECKPOINT
     stop = StopRequest().install()  # Ctrl-C/SIGTERM: stop at the next step boundary
     saved = resume.step if resume else None
     saver = Checkpointer(checkpoint, args.checkpoint_every_n_steps, hp.max_epochs, stop, saved)
@@ -194,7 +201,7 @@ def fit(args: RunArgs) -> int:
     finally:
         bar.close()
         stop.restore()
-    save_weights(params, run_dir / "weights.npz")
+    save_weights(params, run_dir / TWIN_WEIGHTS)
     events.close()
     print(final_report(last, run_dir, logdir, time.perf_counter() - start))
     return 0

@@ -12,15 +12,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mlp_lightning.core.hparams import ConfigError, HParams, hparam_names, validate
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint (or .npz) that cannot be used; the message names the file and the problem."""
-
-
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss, gradient or parameter; the message says where."""
+from mlp_lightning.core.errors import CheckpointError, ConfigError
+from mlp_lightning.core.hparams import HParams, hparam_names, validate
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:

@@ -18,14 +18,6 @@ from types import FrameType
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-class RunInterrupted(Exception):
-    """Raised at the batch boundary where a stop request was honoured, after the checkpoint is saved.
-
-    An exception rather than ``trainer.should_stop``: Lightning validates a run that
-    stops early, which would log metrics for a half-trained epoch.
-    """
-
-
 class StopRequest:
     """Records SIGINT/SIGTERM while installed; ``signum`` is the first one received, or None."""
 

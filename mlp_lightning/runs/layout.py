@@ -14,18 +14,31 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlp_lightning.core.hparams import ConfigError
+from mlp_lightning.core.errors import ConfigError
 
-_VERSION = re.compile(r"version_(\d+)$")
+# <logdir>/<trainer>/version_N/: one folder per trainer, one per run
+NUMPY_TRAINER, LIGHTNING_TRAINER = "numpy", "lightning"
+VERSION = re.compile(r"version_(\d+)$")
+# what a run directory holds besides its event files
+HPARAMS_FILE = "hparams.yaml"
+CHECKPOINT_DIR = "checkpoints"
+LIGHTNING_CHECKPOINT = "last.ckpt"  # the Lightning run's resumable checkpoint
+TWIN_CHECKPOINT = "last.npz"  # the NumPy twin's resumable state
+TWIN_WEIGHTS = "weights.npz"  # the twin's final weights, float32 W1, b1, W2, b2
 # set for the processes a multi-process strategy launches, so they join rank 0's run
 RUN_VERSION_ENV = "MLP_LIGHTNING_RUN_VERSION"
+
+
+def run_name(trainer: str, version: int) -> str:
+    """``numpy/version_3``: a run's path under --logdir, and its name in TensorBoard's run list."""
+    return f"{trainer}/version_{version}"
 
 
 def versions(root: Path) -> list[int]:
     """Version numbers of the runs under ``root``, ascending."""
     if not root.is_dir():
         return []
-    found = (_VERSION.match(p.name) for p in root.iterdir() if p.is_dir())
+    found = (VERSION.match(p.name) for p in root.iterdir() if p.is_dir())
     return sorted(int(m.group(1)) for m in found if m)
 
 

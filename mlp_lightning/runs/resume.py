@@ -9,25 +9,18 @@ names the path; a resume never quietly becomes a fresh run.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlp_lightning.core.hparams import ConfigError, HParams, hparam_names
-from mlp_lightning.runs.layout import versions
+from mlp_lightning.core.errors import ResumeError
+from mlp_lightning.core.hparams import HParams, hparam_names
+from mlp_lightning.runs.layout import CHECKPOINT_DIR, VERSION, run_name, versions
 
 RESUME_NEWEST = "newest"  # what a bare ``--resume`` means
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
 # hyperparameters a resumed run may change: more epochs extend it; any other given beside --resume
 # must equal the run's own
 RESUME_MAY_CHANGE = frozenset({"max_epochs"})
-_VERSION = re.compile(r"version_(\d+)$")
-
-
-class ResumeError(ConfigError):
-    """``--resume`` names no usable run; the message names the path and what is missing."""
 
 
 @dataclass(frozen=True)
@@ -41,17 +34,17 @@ class ResumeTarget:
 
     @property
     def version(self) -> int:
-        return int(_VERSION.match(self.run_dir.name).group(1))
+        return int(VERSION.match(self.run_dir.name).group(1))
 
 
-def resolve_resume(value: str, logdir: Path, trainer: str, filename: str = LAST_CHECKPOINT) -> ResumeTarget:
+def resolve_resume(value: str, logdir: Path, trainer: str, filename: str) -> ResumeTarget:
     """The checkpoint and run directory that ``--resume value`` means for ``trainer``'s runs."""
     if value == RESUME_NEWEST:
         root = Path(logdir) / trainer
         found = versions(root)
         if not found:
             raise ResumeError(f"--resume: there is no {trainer} run under {str(root)!r} to resume")
-        run_dir = root / f"version_{found[-1]}"
+        run_dir = Path(logdir) / run_name(trainer, found[-1])
         checkpoint = run_dir / CHECKPOINT_DIR / filename
     else:
         path = Path(value)
@@ -66,7 +59,7 @@ def resolve_resume(value: str, logdir: Path, trainer: str, filename: str = LAST_
                 )
         else:
             raise ResumeError(f"--resume {value!r} is neither a run directory nor a checkpoint file")
-    if not _VERSION.match(run_dir.name) or run_dir.parent.name != trainer:
+    if not VERSION.match(run_dir.name) or run_dir.parent.name != trainer:
         raise ResumeError(
             f"--resume: {str(run_dir)!r} is not a {trainer} run directory (<logdir>/{trainer}/version_N)"
         )

@@ -1,0 +1,36 @@
+"""What a run is asked to do: its hyperparameters, Lightning flags, log directory and what to resume.
+
+The command line builds these; both trainers take them. Plain data: the values
+were checked when they were parsed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from mlp_lightning.core.hparams import HParams
+
+CHECKPOINT_EVERY_N_STEPS = 500
+
+
+@dataclass(frozen=True)
+class TrainerFlags:
+    """The Lightning-only flags, passed on to ``lightning.Trainer``."""
+
+    accelerator: str = "auto"
+    devices: Union[int, str] = "auto"  # noqa: UP007 (jsonargparse reads the annotation)
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_nodes: int = 1
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    hp: HParams
+    trainer: TrainerFlags
+    logdir: Path
+    resume: str | None = None  # RESUME_NEWEST, a run directory or a checkpoint; None: a new run
+    checkpoint_every_n_steps: int = CHECKPOINT_EVERY_N_STEPS
+    given: frozenset[str] = frozenset()  # the flags set on the command line or in a --config file
