@@ -110,13 +110,18 @@ _SHAPES = {"W1": np.zeros((2, 3)), "b1": np.zeros(3), "W2": np.zeros((3, 2)), "b
         ({"W1": np.zeros((2, 3)), "b1": np.zeros(3), "W2": np.zeros((3, 2))}, "lacks b2"),
         (
             {"W1": np.zeros((2, 3)), "b1": np.zeros(4), "W2": np.zeros((3, 2)), "b2": np.zeros(2)},
-            "b1 \\(4,\\)",
+            "b1 has shape \\(4,\\)",
         ),
         (
             {"W1": np.zeros((2, 3)), "b1": np.zeros(3), "W2": np.zeros((3, 2)), "b2": np.zeros(5)},
-            "b2 \\(5,\\)",
+            "b2 has shape \\(5,\\)",
         ),
-        ({n: np.zeros((2, 2), dtype=np.int64) for n in PARAM_NAMES}, "shapes|floating"),
+        (
+            {n: np.zeros((2, 2), dtype=np.int64) for n in PARAM_NAMES},
+            "b1 has shape \\(2, 2\\), expected \\(2,\\)",
+        ),
+        ({n: a.astype(np.int64) for n, a in _SHAPES.items()}, "must hold floating-point arrays; W1 is int64"),
+        ({**_SHAPES, "b2": np.array([0.0, np.nan])}, "non-finite values in b2"),
         ({n: np.array([{"pickled": 1}], dtype=object) for n in PARAM_NAMES}, "cannot read .* as a .npz"),
     ],
 )

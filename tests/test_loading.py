@@ -95,7 +95,7 @@ def bad_files(good: dict, marker: Path) -> dict[str, tuple[bytes, str]]:
         "missing_parameter": (saved(with_param(good, "model.b2", None)), "another architecture"),
         "non_finite_weights": (
             saved(with_param(good, "model.b1", torch.full((8,), float("nan")))),
-            "non-finite values in ['model.b1']",
+            "non-finite values in b1",
         ),
         "hparam_not_plain": (saved(with_hparam(good, "lr", "0.1")), "not a plain float"),
         "hparam_out_of_range": (saved(with_hparam(good, "dropout", 1.5)), "--dropout must be in [0, 1)"),

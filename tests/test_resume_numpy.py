@@ -190,7 +190,7 @@ def test_every_bad_npz_gives_one_error_naming_the_file_and_runs_nothing(tmp_path
         ),
         "wrong_shape": (
             npz_bytes(**{**arrays, "W1": np.zeros((3, 32), np.float32)}),
-            "W1 is float32 (3, 32)",
+            "W1 has shape (3, 32), expected (2, 32)",
         ),
         "wrong_architecture": (
             npz_bytes(**{**arrays, "W3": np.zeros(2, np.float32)}),

@@ -15,32 +15,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlp_lightning.core.errors import WeightsError
-from mlp_lightning.core.weights import PARAM_NAMES
+from mlp_lightning.core.weights import PARAM_NAMES, check_weights
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 if TYPE_CHECKING:
     from mlp_lightning.lightning.lit_module import MLPClassifier
 
-# where the LightningModule keeps the TwoLayerMLP: its state_dict keys are "model.W1", ...
-STATE_PREFIX = "model."
 
-
-def check_weights(weights: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    """Raise WeightsError unless ``weights`` are W1, b1, W2, b2 with shapes that fit together."""
-    missing = [name for name in PARAM_NAMES if name not in weights]
-    if missing:
-        raise WeightsError(f"{source} lacks {', '.join(missing)}; it must hold {', '.join(PARAM_NAMES)}")
-    W1, b1, W2, b2 = (np.asarray(weights[name]) for name in PARAM_NAMES)
-    if W1.ndim != 2 or W2.ndim != 2 or b1.shape != (W1.shape[1],) or W2.shape[0] != W1.shape[1]:
-        raise WeightsError(
-            f"{source} has shapes W1 {W1.shape}, b1 {b1.shape}, W2 {W2.shape}, b2 {b2.shape}; "
-            "expected W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)"
-        )
-    if b2.shape != (W2.shape[1],):
-        raise WeightsError(f"{source} has b2 {b2.shape}, expected ({W2.shape[1]},) to match W2 {W2.shape}")
-    if not all(np.issubdtype(a.dtype, np.floating) for a in (W1, b1, W2, b2)):
-        raise WeightsError(f"{source} must hold floating-point arrays")
-    return {name: np.asarray(weights[name]) for name in PARAM_NAMES}
+def checked(weights: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """``weights`` as NumPy arrays, once they meet the MLP's contract (``core.weights.check_weights``)."""
+    arrays = {name: np.asarray(value) for name, value in weights.items()}
+    check_weights(arrays, source)
+    return arrays
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -50,12 +36,12 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             weights = {name: npz[name] for name in npz.files}
     except (OSError, ValueError) as err:
         raise WeightsError(f"cannot read {path} as a .npz of arrays: {err}") from None
-    return check_weights(weights, str(path))
+    return checked(weights, str(path))
 
 
 def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
     """Write W1, b1, W2, b2 to ``path`` (uncompressed, as the twin writes them)."""
-    weights = check_weights(weights, "the weights to save")
+    weights = checked(weights, "the weights to save")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
@@ -69,6 +55,8 @@ def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
 
     import torch
 
+    from mlp_lightning.lightning.checkpoint_io import STATE_PREFIX
+
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
@@ -81,7 +69,7 @@ def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
         for key, tensor in state.items()
         if key.startswith(STATE_PREFIX)
     }
-    return check_weights(weights, str(path))
+    return checked(weights, str(path))
 
 
 def checkpoint_to_npz(ckpt_path: str | Path, npz_path: str | Path) -> Path:
@@ -96,9 +84,10 @@ def classifier_from_weights(weights: dict[str, np.ndarray], **hparams: float | i
     """
     import torch
 
+    from mlp_lightning.lightning.checkpoint_io import STATE_PREFIX
     from mlp_lightning.lightning.lit_module import MLPClassifier
 
-    weights = check_weights(weights, "the weights to load")
+    weights = checked(weights, "the weights to load")
     dim, hidden_dim = weights["W1"].shape
     module = MLPClassifier(dim=dim, hidden_dim=hidden_dim, num_classes=weights["W2"].shape[1], **hparams)
     dtype = weights["W1"].dtype

@@ -19,6 +19,7 @@ from mlp_lightning.core.tensorboard_schema import (
     hparams_session_end,
     hparams_session_start,
 )
+from mlp_lightning.core.weights import nonfinite_names
 
 
 def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -189,10 +190,9 @@ class DivergenceGuard(L.Callback):
         checks = {"loss": self._loss} if self._loss is not None else {}
         checks.update({f"gradient of {n}": p.grad for n, p in named.items() if p.grad is not None})
         checks.update({n: p.detach() for n, p in named.items()})
-        finite = torch.stack([torch.isfinite(t).all() for t in checks.values()])
-        if bool(finite.all()):
+        if bool(torch.stack([torch.isfinite(t).all() for t in checks.values()]).all()):  # the one sync
             return
-        bad = [name for name, ok in zip(checks, finite.tolist(), strict=True) if not ok]
+        bad = nonfinite_names(checks, torch.isfinite)
         loss = f" (loss {float(self._loss):g})" if self._loss is not None else ""
         raise DivergenceError(
             f"training diverged at epoch {trainer.current_epoch + 1}, step {trainer.global_step + 1}: "

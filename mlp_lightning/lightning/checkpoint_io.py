@@ -22,10 +22,12 @@ import torch
 
 from mlp_lightning.core.errors import CheckpointError
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.weights import PARAM_NAMES, param_shapes
+from mlp_lightning.core.weights import check_weights, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.resume import ResumeTarget, resumed_hparams
 
+# where the LightningModule keeps the TwoLayerMLP: its state_dict keys are "model.W1", ...
+STATE_PREFIX = "model."
 # the callback's section of the checkpoint: what Lightning itself does not save
 PROJECT_KEY = "mlp_lightning"
 FORMAT_VERSION = 1
@@ -35,15 +37,6 @@ def atomic_torch_save(obj: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(buffer.getvalue(), path)
-
-
-def nonfinite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
-    """Names of the floating-point tensors holding a NaN or an infinity."""
-    return [
-        name
-        for name, t in state_dict.items()
-        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -98,29 +91,17 @@ def checkpoint_trainer_flags(ckpt: dict[str, Any], path: Path) -> dict[str, Any]
     return flags
 
 
-def check_weights(ckpt: dict[str, Any], hp: HParams, path: Path) -> None:
+def check_checkpoint_weights(ckpt: dict[str, Any], hp: HParams, path: Path) -> None:
     """The state_dict has exactly the MLP's parameters, in the shapes ``hp`` gives, all finite."""
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {str(path)!r} has no state_dict (the model's weights)")
-    shapes = param_shapes(hp.dim, hp.hidden_dim, hp.num_classes)
-    params = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-    if set(params) != set(PARAM_NAMES):
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is for another architecture: parameters {sorted(params)}, "
-            f"expected {sorted(PARAM_NAMES)}"
-        )
-    for name in PARAM_NAMES:
-        tensor = params[name]
-        if not torch.is_tensor(tensor) or tuple(tensor.shape) != shapes[name]:
-            got = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
-            raise CheckpointError(
-                f"checkpoint {str(path)!r}: {name} has shape {got}, expected {shapes[name]} "
-                f"for dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}"
-            )
-    bad = nonfinite_tensors(state)
-    if bad:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds non-finite values in {bad}")
+    params = {k.removeprefix(STATE_PREFIX): v for k, v in state.items() if k.startswith(STATE_PREFIX)}
+    check_weights(
+        params, f"checkpoint {str(path)!r}", param_shapes(hp.dim, hp.hidden_dim, hp.num_classes),
+        context=f"for dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}",
+        isfinite=torch.isfinite, error=CheckpointError,
+    )  # fmt: skip
 
 
 def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
@@ -128,7 +109,7 @@ def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
     ckpt = read_checkpoint(path)
     hp = checkpoint_hparams(ckpt, path)
     checkpoint_trainer_flags(ckpt, path)
-    check_weights(ckpt, hp, path)
+    check_checkpoint_weights(ckpt, hp, path)
     for key in ("loops", "optimizer_states", "callbacks"):
         if key not in ckpt:
             raise CheckpointError(

@@ -29,12 +29,12 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torchmetrics import Metric
 
 from mlp_lightning.core.errors import DivergenceError, RunInterrupted
+from mlp_lightning.core.weights import nonfinite_names
 from mlp_lightning.lightning.checkpoint_io import (
     FORMAT_VERSION,
     PROJECT_KEY,
     atomic_torch_save,
     load_for_resume,
-    nonfinite_tensors,
 )
 from mlp_lightning.lightning.rank_state import gather_rank_states, own_rank_state
 from mlp_lightning.runs.interrupt import StopRequest
@@ -44,7 +44,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO, made atomic, finite-only and ``weights_only`` on load."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-        bad = nonfinite_tensors(checkpoint["state_dict"])
+        bad = nonfinite_names(checkpoint["state_dict"], torch.isfinite)
         if bad:
             raise DivergenceError(
                 f"refusing to save a checkpoint with non-finite {', '.join(bad)} "
@@ -154,7 +154,7 @@ class RunCheckpoint(L.Callback):
 
     def save(self, trainer: L.Trainer, epochs_done: int) -> None:
         # checked on every rank, before the collective save, so no rank waits on one that failed
-        bad = nonfinite_tensors(dict(trainer.lightning_module.named_parameters()))
+        bad = nonfinite_names(dict(trainer.lightning_module.named_parameters()), torch.isfinite)
         if bad:
             raise DivergenceError(
                 f"training diverged by epoch {trainer.current_epoch + 1}, step {trainer.global_step}: "

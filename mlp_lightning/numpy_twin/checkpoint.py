@@ -19,7 +19,7 @@ import numpy as np
 
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.weights import PARAM_NAMES, param_shapes
+from mlp_lightning.core.weights import PARAM_NAMES, check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import TWIN_CHECKPOINT
@@ -49,7 +49,7 @@ class TwinState:
 
 def save_state(state: TwinState, path: Path) -> None:
     """Write ``state`` atomically; refuses non-finite weights so no file ever holds one."""
-    bad = [name for name, value in state.params.items() if not np.isfinite(value).all()]
+    bad = nonfinite_names(state.params)
     if bad:
         raise DivergenceError(
             f"training diverged by step {state.step}: non-finite {', '.join(bad)}; "
@@ -114,16 +114,11 @@ def load_state(path: Path) -> TwinState:
 
 def _check_params(state: TwinState, name: str) -> None:
     hp = state.hp
-    shapes = param_shapes(hp.dim, hp.hidden_dim, hp.num_classes)
-    for key in PARAM_NAMES:
-        value = state.params[key]
-        if value.shape != shapes[key] or value.dtype != np.float32:
-            raise CheckpointError(
-                f"checkpoint {name!r}: {key} is {value.dtype} {value.shape}, expected float32 {shapes[key]} "
-                f"for dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}"
-            )
-        if not np.isfinite(value).all():
-            raise CheckpointError(f"checkpoint {name!r} holds non-finite values in {key}")
+    check_weights(
+        state.params, f"checkpoint {name!r}", param_shapes(hp.dim, hp.hidden_dim, hp.num_classes),
+        context=f"for dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}",
+        dtype=np.float32, error=CheckpointError,
+    )  # fmt: skip
 
 
 def load_resume(args, trainer: str) -> tuple[TwinState, ResumeTarget]:

@@ -16,6 +16,7 @@ import numpy as np
 from mlp_lightning.core.data import eval_chunks
 from mlp_lightning.core.errors import DivergenceError
 from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.weights import nonfinite_names
 from mlp_lightning.numpy_twin import model as twin
 from mlp_lightning.numpy_twin.model import Cache, Params
 
@@ -104,7 +105,8 @@ def refuse_non_finite(loss: np.float32, grads: Params) -> None:
     # one cheap sum first; the exact check runs only when it fails (or merely overflowed)
     if math.isfinite(loss) and math.isfinite(sum(float(g.sum()) for g in grads.values())):
         return
-    bad = ["loss"] if not math.isfinite(loss) else []
-    bad += [f"gradient of {name}" for name, g in grads.items() if not np.isfinite(g).all()]
+    bad = nonfinite_names(
+        {"loss": np.asarray(loss), **{f"gradient of {name}": g for name, g in grads.items()}}
+    )
     if bad:
         raise DivergenceError(f"non-finite {', '.join(bad)} (loss {float(loss):g})")
