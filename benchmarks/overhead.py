@@ -21,8 +21,8 @@ from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import TRAIN_LOSS
 from mlp_lightning.lightning.callbacks import torch_threads
 from mlp_lightning.lightning.datamodule import BlobDataModule
+from mlp_lightning.lightning.launch import quiet_lightning
 from mlp_lightning.lightning.lit_module import MLPClassifier
-from mlp_lightning.lightning.train import quiet_lightning
 
 
 @dataclass

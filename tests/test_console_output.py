@@ -227,7 +227,7 @@ def test_twin_announces_a_resume_as_fit_does_and_its_bar_goes_on_in_that_epoch(t
 
 
 def test_a_multi_process_trainer_is_announced_once_with_its_process_count_strategy_and_accelerator():
-    from mlp_lightning.lightning.train import processes_line
+    from mlp_lightning.lightning.launch import processes_line
 
     def trainer(**flags) -> L.Trainer:
         return L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, **flags)

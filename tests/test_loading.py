@@ -14,11 +14,11 @@ from mlp_lightning.cli import parse_fit_args
 from mlp_lightning.core.errors import CheckpointError, DivergenceError
 from mlp_lightning.lightning.checkpoint_io import (
     PROJECT_KEY,
+    SafeCheckpointIO,
     atomic_torch_save,
     checkpoint_epochs_done,
     load_for_resume,
 )
-from mlp_lightning.lightning.run_checkpoint import SafeCheckpointIO
 from mlp_lightning.lightning.train import fit
 
 TINY = ("--accelerator", "cpu", "--n_per_class", "20", "--max_epochs", "1", "--hidden_dim", "8")

@@ -10,7 +10,7 @@ from mlp_lightning.cli import parse_fit_args
 from mlp_lightning.core.data import BatchOrder
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import VAL_LOSS, epoch_end_step
-from mlp_lightning.lightning.train import run_version
+from mlp_lightning.lightning.launch import run_version
 from mlp_lightning.runs.layout import RUN_VERSION_ENV
 from tests.ddp_launch import FIT, launch
 from tests.helpers import read_scalars

@@ -1,4 +1,4 @@
-"""What both trainers print: summaries, final report, resume line, the bar's epoch; whether to draw a bar."""
+"""What both trainers print, built once: summaries, resume and end-of-run lines, the bar's epoch."""
 
 from __future__ import annotations
 
@@ -57,4 +57,38 @@ def final_report(metrics: dict[str, float], run_dir: Path, logdir: Path, wall_s:
             f"trained in {wall_s:.1f} s; run directory: {run_dir}",
             f"open it with: tensorboard --logdir {logdir}",
         ]
+    )
+
+
+def resume_hint(script: str, run_dir: Path | str) -> str:
+    return f"resume with: python {script} --resume {run_dir}"
+
+
+def already_finished_line(run_dir: Path | str, epochs_done: int) -> str:
+    """What a ``--resume`` of a finished run prints instead of training."""
+    return (
+        f"run {run_dir} already finished its {epochs_done} {_plural(epochs_done, 'epoch')}: "
+        "nothing to resume (pass --max_epochs with more epochs to train it further)"
+    )
+
+
+def stopped_lines(
+    prog: str, script: str, signal_name: str, saved_at: tuple[int, int], checkpoint, run_dir
+) -> str:
+    """A run stopped by a signal: where it stopped, what it saved, the command that resumes it."""
+    epoch, step = saved_at
+    return (
+        f"{prog}: stopped by {signal_name} in epoch {epoch + 1} after step {step}; "
+        f"checkpoint saved to {checkpoint}\n{resume_hint(script, run_dir)}"
+    )
+
+
+def diverged_lines(prog: str, error: Exception, saved_at: tuple[int, int] | None, checkpoint) -> str:
+    """A diverged run: what went wrong, and its last good checkpoint (a resume would diverge again)."""
+    if saved_at is None:
+        return f"{prog}: {error}\nno checkpoint had been saved yet; nothing to resume"
+    epoch, step = saved_at
+    return (
+        f"{prog}: {error}\nthe last good checkpoint (epoch {epoch + 1}, step {step}) is kept: {checkpoint}; "
+        "to go on, start a new run with a smaller --lr"
     )

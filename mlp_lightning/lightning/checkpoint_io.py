@@ -14,15 +14,16 @@ from __future__ import annotations
 import io
 import pickle
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from mlp_lightning.core.errors import CheckpointError
+from mlp_lightning.core.errors import CheckpointError, DivergenceError
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.weights import check_weights, param_shapes
+from mlp_lightning.core.weights import check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.resume import ResumeTarget, resumed_hparams
 
@@ -143,6 +144,7 @@ class Resumed:
     processes: int  # that trained it: a resume needs as many
     trainer_flags: dict[str, Any] | None = None  # the Lightning flags it trained with (None: not stored)
     device: str | None = None  # the device type it last trained on: "cpu", "cuda", "mps"
+    contents: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the checkpoint, read
 
 
 def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str]) -> Resumed:
@@ -156,4 +158,33 @@ def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str])
     section = ckpt[PROJECT_KEY]
     processes = len(saved_ranks(section))
     flags, device = checkpoint_trainer_flags(ckpt, target.checkpoint), section.get("device")
-    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes, flags, device)
+    return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes, flags, device, ckpt)
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, made atomic, finite-only and ``weights_only`` on load.
+
+    ``preloaded`` is the checkpoint a resume has already read and checked: Lightning's
+    own load of it is answered from memory rather than by reading the file twice.
+    """
+
+    def __init__(self, preloaded: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.preloaded = preloaded
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        bad = nonfinite_names(checkpoint["state_dict"], torch.isfinite)
+        if bad:
+            raise DivergenceError(
+                f"refusing to save a checkpoint with non-finite {', '.join(bad)} "
+                f"(epoch {checkpoint['epoch'] + 1}, step {checkpoint['global_step']})"
+            )
+        atomic_torch_save(checkpoint, Path(path))
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        # Lightning's own resume path ends here: never unpickle objects, whatever it asks,
+        # and the same checks as the script's own (shapes, hyperparameters, finite weights)
+        if self.preloaded:
+            ckpt, self.preloaded = self.preloaded, None
+            return ckpt
+        return load_for_resume(Path(path))[0]

@@ -25,7 +25,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torchmetrics import Metric
 
 from mlp_lightning.core.errors import DivergenceError, RunInterrupted
@@ -33,29 +32,9 @@ from mlp_lightning.core.weights import nonfinite_names
 from mlp_lightning.lightning.checkpoint_io import (
     FORMAT_VERSION,
     PROJECT_KEY,
-    atomic_torch_save,
-    load_for_resume,
 )
 from mlp_lightning.lightning.rank_state import gather_rank_states, own_rank_state
 from mlp_lightning.runs.interrupt import StopRequest
-
-
-class SafeCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO, made atomic, finite-only and ``weights_only`` on load."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-        bad = nonfinite_names(checkpoint["state_dict"], torch.isfinite)
-        if bad:
-            raise DivergenceError(
-                f"refusing to save a checkpoint with non-finite {', '.join(bad)} "
-                f"(epoch {checkpoint['epoch'] + 1}, step {checkpoint['global_step']})"
-            )
-        atomic_torch_save(checkpoint, Path(path))
-
-    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict:
-        # Lightning's own resume path ends here: never unpickle objects, whatever it asks,
-        # and the same checks as the script's own (shapes, hyperparameters, finite weights)
-        return load_for_resume(Path(path))[0]
 
 
 def metric_states(module: torch.nn.Module) -> dict[str, dict[str, Any]]:

@@ -1,81 +1,76 @@
-"""Builds the Lightning Trainer for a parsed command line and runs it (``scripts/fit.py``)."""
+"""Train (or resume) one run with Lightning: ``scripts/fit.py``.
+
+``fit`` first settles what this process trains (``plan_run``: a new run directory, or
+the run ``--resume`` names, read and checked), then ``train`` builds it the way
+Lightning's own templates do: data module, model, callbacks, logger, trainer, and
+``trainer.fit(..., ckpt_path=...)``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from mlp_lightning.core.errors import ConfigError, RunInterrupted, fail
-from mlp_lightning.core.report import final_report, progress_bar_wanted, resuming_line
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from mlp_lightning.core.errors import ConfigError, DivergenceError, RunInterrupted, fail
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.report import (
+    already_finished_line,
+    diverged_lines,
+    final_report,
+    progress_bar_wanted,
+    resuming_line,
+    stopped_lines,
+)
+from mlp_lightning.lightning.callbacks import (
+    DivergenceGuard,
+    EpochProgressBar,
+    EpochSummary,
+    HParamsSession,
+    TorchThreads,
+    epoch_metrics,
+    torch_threads,
+)
+from mlp_lightning.lightning.checkpoint_io import Resumed, SafeCheckpointIO, load_resume
+from mlp_lightning.lightning.datamodule import BlobDataModule, check_world_size
 from mlp_lightning.lightning.flags import resumed_trainer_flags
+from mlp_lightning.lightning.launch import PROG, processes_line, quiet_lightning, run_version
+from mlp_lightning.lightning.lit_module import MLPClassifier
+from mlp_lightning.lightning.rank_state import check_process_count
+from mlp_lightning.lightning.run_checkpoint import RunCheckpoint
 from mlp_lightning.runs.args import RunArgs, TrainerFlags
-from mlp_lightning.runs.interrupt import StopRequest, resume_hint
+from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import (
     CHECKPOINT_DIR,
     LIGHTNING_CHECKPOINT,
     LIGHTNING_TRAINER,
-    RUN_VERSION_ENV,
-    claim_run_dir,
     run_name,
     wait_for_a_later_event_file_second,
 )
 from mlp_lightning.runs.resume import resolve_resume
 
-if TYPE_CHECKING:  # importing it needs torch, which the command line must not wait for
-    from mlp_lightning.lightning.checkpoint_io import Resumed
-
-PROG, PROG_PATH = "fit.py", "scripts/fit.py"
+PROG_PATH = "scripts/fit.py"
 PROGRESS_EVERY_N_STEPS = 10
 
 
-def quiet_lightning() -> None:
-    """Silence the start-up chatter a user cannot act on (device tables, tips, summaries)."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed", "lightning.fabric.utilities.distributed"):  # fmt: skip
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # our loaders are in-memory iterables: worker processes would only add overhead
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
-    # the epoch metrics are torchmetrics objects, already summed over the ranks at compute()
-    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
-    # raised inside Lightning 2.6 by newer torch; nothing a user can change
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+@dataclass(frozen=True)
+class Plan:
+    """What this process trains: the run's hyperparameters and flags, and where it writes."""
 
-
-def launched_as_nonzero_rank() -> bool:
-    """Whether an outside launcher started this process as a rank other than global rank 0.
-
-    torchrun sets RANK, srun SLURM_PROCID; on the second and later machines of a
-    multi-node run Lightning's own launcher sees NODE_RANK (torchrun: GROUP_RANK).
-    """
-    return any(os.environ.get(key, "0") != "0" for key in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK"))
-
-
-def run_version(args: RunArgs) -> int | None:
-    """Rank 0 claims a new run directory; processes it launches inherit its number.
-
-    ``None`` for the other ranks of an outside launch (torchrun, srun): they cannot
-    know rank 0's number before the processes connect, and they need none, since
-    only rank 0 writes and Lightning broadcasts rank 0's checkpoint directory.
-    """
-    # Lightning's launcher gives the processes it starts LOCAL_RANK >= 1; the launching
-    # process (and a second run in the same interpreter) must claim a fresh directory
-    inherited = os.environ.get(RUN_VERSION_ENV)
-    if inherited is not None and os.environ.get("LOCAL_RANK", "0") != "0":
-        return int(inherited)
-    if launched_as_nonzero_rank():
-        return None
-    _, version = claim_run_dir(args.logdir, LIGHTNING_TRAINER)
-    os.environ[RUN_VERSION_ENV] = str(version)
-    return version
+    hp: HParams
+    flags: TrainerFlags
+    logdir: Path
+    version: int | None  # None: another rank of an outside launch, which writes nothing
+    resumed: Resumed | None = None
+    new_dirs: tuple[Path, ...] = ()  # created for a new run: removed again if the launch is refused
 
 
 def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
@@ -86,68 +81,61 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
     quiet_lightning()
     stop = StopRequest().install()  # from here on Ctrl-C/SIGTERM stop at the next batch boundary
     try:
-        return _fit(args, stop, callbacks)
+        try:
+            plan = plan_run(args)
+        except ConfigError as err:
+            fail(PROG, str(err))
+        if plan is None:
+            return 0
+        return train(plan, args.checkpoint_every_n_steps, stop, callbacks)
     finally:
         stop.restore()
 
 
-def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
-    resumed, flags = None, args.trainer
-    if args.resume is not None:
-        try:
-            target = resolve_resume(
-                args.resume, args.logdir, LIGHTNING_TRAINER, LIGHTNING_CHECKPOINT
-            )  # before paying for torch
-            from mlp_lightning.lightning.checkpoint_io import load_resume
+def plan_run(args: RunArgs) -> Plan | None:
+    """A new run, or the run ``--resume`` names (None when it has finished its epochs)."""
+    if args.resume is None:
+        new_dirs = tuple(
+            _missing_dirs(Path(args.logdir) / LIGHTNING_TRAINER)
+        )  # before the claim creates them
+        return Plan(args.hp, args.trainer, Path(args.logdir), run_version(args), new_dirs=new_dirs)
+    target = resolve_resume(args.resume, args.logdir, LIGHTNING_TRAINER, LIGHTNING_CHECKPOINT)
+    resumed = load_resume(target, args.hp, args.given)
+    if resumed.epochs_done >= resumed.hp.max_epochs:
+        print(already_finished_line(target.run_dir, resumed.epochs_done))
+        return None
+    flags = resumed_trainer_flags(resumed.trainer_flags, args.trainer, args.given)
+    return Plan(resumed.hp, flags, target.logdir, target.version, resumed)
 
-            resumed = load_resume(target, args.hp, args.given)
-            flags = resumed_trainer_flags(resumed.trainer_flags, args.trainer, args.given)
-        except ConfigError as err:
-            fail(PROG, str(err))
-        if resumed.epochs_done >= resumed.hp.max_epochs:
-            print(
-                f"run {resumed.target.run_dir} already finished its {resumed.epochs_done} epochs: nothing to "
-                "resume (pass --max_epochs with more epochs to train it further)"
-            )
-            return 0
 
-    import lightning as L
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from mlp_lightning.core.errors import DivergenceError
-    from mlp_lightning.lightning.callbacks import (
-        DivergenceGuard,
-        EpochProgressBar,
-        EpochSummary,
-        HParamsSession,
-        TorchThreads,
-        epoch_metrics,
-        torch_threads,
-    )
-    from mlp_lightning.lightning.datamodule import BlobDataModule, check_world_size
-    from mlp_lightning.lightning.lit_module import MLPClassifier
-    from mlp_lightning.lightning.rank_state import check_process_count
-    from mlp_lightning.lightning.run_checkpoint import RunCheckpoint, SafeCheckpointIO
-
-    hp = resumed.hp if resumed else args.hp
-    # a new run's directory (and any parent it creates) goes again if the launch is refused
-    new_dirs = [] if resumed else _missing_dirs(Path(args.logdir) / LIGHTNING_TRAINER)
-    version = resumed.target.version if resumed else run_version(args)
-    logdir = resumed.target.logdir if resumed else args.logdir
-    # a resumed run writes a new event file into its own directory: the same TensorBoard run
-    logger = TensorBoardLogger(
-        save_dir=logdir, name=LIGHTNING_TRAINER, version=version, default_hp_metric=False
-    )
-    run_dir = logger.log_dir
-
+def train(
+    plan: Plan, checkpoint_every_n_steps: int, stop: StopRequest, extra_callbacks: Sequence = ()
+) -> int:
+    hp, flags, resumed = plan.hp, plan.flags, plan.resumed
     L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
     datamodule = BlobDataModule.from_hparams(hp)
     model = MLPClassifier.from_hparams(hp)
-    checkpoint_path = os.path.join(run_dir, CHECKPOINT_DIR, LIGHTNING_CHECKPOINT)
-    checkpoint = RunCheckpoint(
-        checkpoint_path, hp.as_dict(), args.checkpoint_every_n_steps, stop, dataclasses.asdict(flags)
+    # a resumed run writes a new event file into its own directory: the same TensorBoard run
+    logger = TensorBoardLogger(
+        plan.logdir, name=LIGHTNING_TRAINER, version=plan.version, default_hp_metric=False
     )
+    run_dir = logger.log_dir
+    checkpoint = RunCheckpoint(
+        os.path.join(run_dir, CHECKPOINT_DIR, LIGHTNING_CHECKPOINT), hp.as_dict(), checkpoint_every_n_steps,
+        stop, dataclasses.asdict(flags),
+    )  # fmt: skip
     threads = torch_threads(hp)
+    callbacks = [
+        checkpoint,
+        # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
+        # step); off a terminal no bar at all: its carriage-return redraws would garble a log
+        EpochProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS, enabled=progress_bar_wanted()),
+        DivergenceGuard(),
+        EpochSummary(),
+        HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, plan.version)),
+        *([TorchThreads(threads)] if threads else []),
+        *extra_callbacks,
+    ]
     trainer = L.Trainer(
         accelerator=flags.accelerator,
         devices=flags.devices,
@@ -156,88 +144,64 @@ def _fit(args: RunArgs, stop: StopRequest, extra_callbacks: Sequence) -> int:
         num_nodes=flags.num_nodes,
         max_epochs=hp.max_epochs,
         logger=logger,
-        plugins=[SafeCheckpointIO()],
-        callbacks=[
-            checkpoint,
-            # every 10 steps and at each epoch's end: redrawing the bar every step costs
-            # ~0.15 ms, a tenth of a seed-config step. Off a terminal, no bar: its
-            # carriage-return redraws would garble a log.
-            EpochProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS, enabled=progress_bar_wanted()),
-            DivergenceGuard(),
-            EpochSummary(),
-            HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, version)),
-            *([TorchThreads(threads)] if threads else []),
-            *extra_callbacks,
-        ],
+        callbacks=callbacks,
+        # the checkpoint a resume has read and checked already is handed over, not read again
+        plugins=[SafeCheckpointIO(preloaded=resumed.contents if resumed else None)],
         enable_checkpointing=False,  # RunCheckpoint is the one writer of the run's checkpoint
         enable_model_summary=False,
         num_sanity_val_steps=0,  # in-memory data: nothing for a sanity pass to catch
         log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
     )
-    try:  # the process count is known once the Trainer exists; refuse before anything is written
-        check_world_size(hp.n_train, hp.n_val, trainer.world_size)
-        if resumed:
-            check_process_count(resumed.processes, trainer.world_size)
+    check_launch(trainer, plan, run_dir)
+    announce(trainer, plan)
+    start = time.perf_counter()
+    try:
+        ckpt_path = resumed.target.checkpoint if resumed else None
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except DivergenceError as err:
+        if trainer.is_global_zero:
+            sys.stdout.flush()  # the summaries before it, in a log that takes both streams
+            print(diverged_lines(PROG, err, checkpoint.saved_at, checkpoint.path), file=sys.stderr)
+        return 1
+    except RunInterrupted:
+        if trainer.is_global_zero:
+            sys.stdout.flush()
+            message = stopped_lines(PROG, PROG_PATH, stop.name, checkpoint.saved_at, checkpoint.path, run_dir)
+            print(message, file=sys.stderr)
+        return stop.exit_code
+    if trainer.is_global_zero:
+        print(final_report(epoch_metrics(trainer), run_dir, plan.logdir, time.perf_counter() - start))
+    return 0
+
+
+def check_launch(trainer: L.Trainer, plan: Plan, run_dir: str) -> None:
+    """Refuse a process count that cannot work, once the Trainer knows it, before anything is written."""
+    try:
+        check_world_size(plan.hp.n_train, plan.hp.n_val, trainer.world_size)
+        if plan.resumed:
+            check_process_count(plan.resumed.processes, trainer.world_size)
     except ConfigError as err:
-        if not resumed and version is not None:  # this process claimed the run's directory
-            for path in (Path(run_dir), *new_dirs):
+        if not plan.resumed and plan.version is not None:  # this process claimed the run's directory
+            for path in (Path(run_dir), *plan.new_dirs):
                 with contextlib.suppress(OSError):  # rmdir only ever removes an empty directory
                     path.rmdir()
         if trainer.is_global_zero:
             fail(PROG, str(err))
         sys.exit(2)
-    if trainer.is_global_zero and (processes := processes_line(trainer)):
+
+
+def announce(trainer: L.Trainer, plan: Plan) -> None:
+    """Global rank 0 says how many processes train, and what a resume continues and changes."""
+    if not trainer.is_global_zero:
+        return
+    if processes := processes_line(trainer):
         print(processes, flush=True)
-    if resumed and trainer.is_global_zero:
+    if resumed := plan.resumed:
         target = resumed.target
         print(resuming_line(target.run_dir, target.checkpoint, resumed.epochs_done, resumed.step), flush=True)
-        for change in resume_changes(resumed, flags, trainer.strategy.root_device.type):
+        for change in resume_changes(resumed, plan.flags, trainer.strategy.root_device.type):
             print(f"{PROG}: note: {change}", file=sys.stderr)
-        wait_for_a_later_event_file_second(Path(run_dir))  # TensorBoard reads the files in name order
-    start = time.perf_counter()
-    try:
-        trainer.fit(
-            model, datamodule=datamodule, ckpt_path=resumed.target.checkpoint if resumed else None,
-            weights_only=True,
-        )  # fmt: skip
-    except DivergenceError as err:
-        if trainer.is_global_zero:
-            sys.stdout.flush()  # the summaries before it, in a log that takes both streams
-            print(f"{PROG}: {err}\n{_kept(checkpoint, run_dir)}", file=sys.stderr)
-        return 1
-    except RunInterrupted:
-        if trainer.is_global_zero:
-            sys.stdout.flush()
-            epoch, step = checkpoint.saved_at
-            print(
-                f"{PROG}: stopped by {stop.name} in epoch {epoch + 1} after step {step}; "
-                f"checkpoint saved to {checkpoint_path}\n{resume_hint(PROG_PATH, run_dir)}",
-                file=sys.stderr,
-            )
-        return stop.exit_code
-    wall = time.perf_counter() - start
-    if trainer.is_global_zero:
-        print(final_report(epoch_metrics(trainer), run_dir, logdir, wall))
-    return 0
-
-
-def processes_line(trainer) -> str | None:
-    """``fit.py: training on 2 processes (strategy ddp, accelerator cpu)``; None for one process."""
-    if trainer.world_size <= 1:
-        return None
-    strategy, accelerator = _strategy_name(trainer.strategy), trainer.strategy.root_device.type
-    nodes = f", {trainer.num_nodes} nodes" if trainer.num_nodes > 1 else ""
-    how = f"strategy {strategy}, accelerator {accelerator}{nodes}"
-    return f"{PROG}: training on {trainer.world_size} processes ({how})"
-
-
-def _strategy_name(strategy) -> str:
-    """The name ``--strategy`` takes for the strategy Lightning picked: ddp, ddp_spawn, fsdp, ..."""
-    if name := getattr(strategy, "strategy_name", None):  # FSDP and DeepSpeed name themselves
-        return name
-    base = type(strategy).__name__.removesuffix("Strategy").lower()  # DDPStrategy: ddp
-    start = getattr(strategy, "_start_method", "popen")  # ddp starts its processes with popen
-    return base if start == "popen" else f"{base}_{start}"
+        wait_for_a_later_event_file_second(target.run_dir)  # TensorBoard reads the files in name order
 
 
 def resume_changes(resumed: Resumed, flags: TrainerFlags, device: str) -> list[str]:
@@ -254,14 +218,3 @@ def resume_changes(resumed: Resumed, flags: TrainerFlags, device: str) -> list[s
 def _missing_dirs(path: Path) -> list[Path]:
     """``path`` and those of its parents that do not exist yet, deepest first."""
     return [p for p in (path, *path.parents) if not p.exists()]
-
-
-def _kept(checkpoint, run_dir: str) -> str:
-    if checkpoint.saved_at is None:
-        return "no checkpoint had been saved yet; nothing to resume"
-    epoch, step = checkpoint.saved_at
-    # resuming would replay the same steps into the same divergence
-    return (
-        f"the last good checkpoint (epoch {epoch + 1}, step {step}) is kept: {checkpoint.path}; "
-        "to go on, start a new run with a smaller --lr"
-    )

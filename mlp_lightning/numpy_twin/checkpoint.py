@@ -134,16 +134,22 @@ class Checkpointer:
     """``train``'s boundary hook: saves at a stop request (then raises RunInterrupted),
     every ``every_n_steps`` steps and after the last epoch."""
 
-    def __init__(self, path: Path, every_n_steps: int, max_epochs: int, stop: StopRequest, saved: int | None):
+    def __init__(
+        self, path: Path, every_n_steps: int, max_epochs: int, stop: StopRequest, saved: TwinState | None
+    ) -> None:
         self.path, self.every_n_steps, self.stop = Path(path), every_n_steps, stop
         self.max_epochs = max_epochs
-        self.saved_step = saved  # global step of the last save, None before the first
+        # (0-based epoch, global step) of the last save, None before the first, as fit.py's RunCheckpoint
+        self.saved_at = (saved.order["epoch"], saved.step) if saved is not None else None
 
     def __call__(self, step: int, finished_epoch: int | None, snapshot: Callable[[], TwinState]) -> None:
         end_of_run = finished_epoch is not None and finished_epoch + 1 >= self.max_epochs
-        due = self.every_n_steps > 0 and step - (self.saved_step or 0) >= self.every_n_steps
+        due = (
+            self.every_n_steps > 0 and step - (self.saved_at[1] if self.saved_at else 0) >= self.every_n_steps
+        )
         if due or end_of_run or self.stop.requested:
-            save_state(snapshot(), self.path)
-            self.saved_step = step
+            state = snapshot()
+            save_state(state, self.path)
+            self.saved_at = (state.order["epoch"], step)
         if self.stop.requested and not end_of_run:
             raise RunInterrupted(self.stop.name)

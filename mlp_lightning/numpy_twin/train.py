@@ -21,12 +21,15 @@ from mlp_lightning.core.data import EVAL_CHUNK, BatchOrder, load_splits
 from mlp_lightning.core.errors import ConfigError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import (
+    already_finished_line,
+    diverged_lines,
     epoch_description,
     epoch_line,
     final_report,
     progress_bar_wanted,
     resuming_line,
     should_report,
+    stopped_lines,
 )
 from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
@@ -34,7 +37,7 @@ from mlp_lightning.core.weights import init_weights
 from mlp_lightning.numpy_twin.checkpoint import Checkpointer, TwinState, load_resume
 from mlp_lightning.numpy_twin.model import Params
 from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
-from mlp_lightning.runs.interrupt import StopRequest, resume_hint
+from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import (
     CHECKPOINT_DIR,
     HPARAMS_FILE,
@@ -49,7 +52,7 @@ from mlp_lightning.runs.layout import (
 if TYPE_CHECKING:
     from mlp_lightning.runs.args import RunArgs
 
-PROG = "baseline_numpy.py"
+PROG, PROG_PATH = "baseline_numpy.py", "scripts/baseline_numpy.py"
 
 
 # An overflow to inf or nan is what the divergence check after each backward pass is for (and a
@@ -140,7 +143,7 @@ def fit(args: RunArgs) -> int:
             fail(PROG, str(err))
         hp, run_dir, version, logdir = resume.hp, target.run_dir, target.version, target.logdir
         if resume.epochs_done >= hp.max_epochs:
-            print(f"run {run_dir} already finished its {resume.epochs_done} epochs: nothing to resume")
+            print(already_finished_line(run_dir, resume.epochs_done))
             return 0
         print(resuming_line(run_dir, target.checkpoint, resume.epochs_done, resume.step), flush=True)
     else:
@@ -158,8 +161,7 @@ def fit(args: RunArgs) -> int:
     )  # fmt: skip
     checkpoint = run_dir / CHECKPOINT_DIR / TWIN_CHECKPOINT
     stop = StopRequest().install()  # Ctrl-C/SIGTERM: stop at the next step boundary
-    saved = resume.step if resume else None
-    saver = Checkpointer(checkpoint, args.checkpoint_every_n_steps, hp.max_epochs, stop, saved)
+    saver = Checkpointer(checkpoint, args.checkpoint_every_n_steps, hp.max_epochs, stop, resume)
     last: dict[str, float] = {}
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -179,21 +181,13 @@ def fit(args: RunArgs) -> int:
         events.close("STATUS_RUNNING")  # not over: its resume writes the end
         bar.close()  # clears its line: the message starts on a line of its own
         sys.stdout.flush()  # the summaries before it, in a log that takes both streams
-        print(
-            f"{PROG}: stopped by {stop.name} after step {saver.saved_step}; checkpoint: {checkpoint}\n"
-            f"{resume_hint('scripts/baseline_numpy.py', run_dir)}",
-            file=sys.stderr,
-        )
+        print(stopped_lines(PROG, PROG_PATH, stop.name, saver.saved_at, checkpoint, run_dir), file=sys.stderr)
         return stop.exit_code
     except DivergenceError as err:
         events.close("STATUS_FAILURE")
         bar.close()
         sys.stdout.flush()
-        kept = f"the last good checkpoint (step {saver.saved_step}) is kept: {checkpoint}"
-        print(
-            f"{PROG}: {err}\n{kept if saver.saved_step else 'no checkpoint was saved'}",
-            file=sys.stderr,
-        )
+        print(diverged_lines(PROG, err, saver.saved_at, checkpoint), file=sys.stderr)
         return 1
     except BaseException:
         events.close("STATUS_FAILURE")

@@ -74,7 +74,3 @@ class StopRequest:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
-
-
-def resume_hint(script: str, run_dir: str) -> str:
-    return f"resume with: python {script} --resume {run_dir}"
