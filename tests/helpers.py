@@ -12,6 +12,7 @@ import contextlib
 import io
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,3 +63,17 @@ def run_lightning(argv: list[str], logdir: Path) -> Path:
 def run_both(argv: list[str], logdir: Path) -> tuple[Path, Path]:
     """The twin's and Lightning's run directories for one set of flags."""
     return run_numpy(argv, logdir), run_lightning(argv, logdir)
+
+
+def restamp_event_files_into_the_next_second(run_dir: Path) -> None:
+    """Rename a run's event files as if written in the next second by a counter that sorts last.
+
+    TensorBoard reads a run's files in name order (``events.out.tfevents.<second>.<host>.<pid>.<n>``):
+    a resume that opened its file in the same second would sort before these and be read first,
+    so the resume must wait for a later second. This makes that case certain, on any machine.
+    """
+    second = int(time.time()) + 1
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+        prefix, _, host_and_rest = path.name.partition(".tfevents.")
+        host = host_and_rest.split(".", 1)[1].rsplit(".", 2)[0]
+        path.rename(path.with_name(f"{prefix}.tfevents.{second}.{host}.99999.99999"))

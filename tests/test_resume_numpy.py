@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tensorboard.summary.writer import event_file_writer
 
 from mlp_lightning.cli import parse_numpy_args
 from mlp_lightning.core.errors import CheckpointError
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
-from tests.helpers import read_scalars
+from tests.helpers import read_scalars, restamp_event_files_into_the_next_second
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 steps in all
 SMALL = ("--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
@@ -65,9 +64,6 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     tmp_path, capsys, monkeypatch, reference, where, step, signum
 ):
     ref_scalars, ref_weights, ref_state = reference
-    # this process's next event files end in .9 and .10, which sort the wrong way within one
-    # second: the resumed run must still be read after the interrupted one
-    monkeypatch.setattr(event_file_writer._global_uid, "_value", 9)
     with monkeypatch.context() as patch:
         signal_during_step(patch, step, signum)
         assert run(tmp_path, *SMALL) == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
@@ -77,6 +73,7 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     assert load_state(run_dir / "checkpoints" / "last.npz").step == step
     assert not (run_dir / "weights.npz").exists()
 
+    restamp_event_files_into_the_next_second(run_dir)  # the resumed run must still be read after it
     assert run(tmp_path, "--resume") == 0
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars

@@ -101,7 +101,8 @@ class HParamsSession(L.Callback):
 
     def _writer(self, trainer: L.Trainer):
         logger = trainer.logger
-        return logger.experiment._get_file_writer() if isinstance(logger, TensorBoardLogger) else None
+        # the SummaryWriter's public ``file_writer``, which takes raw Summary protos (None once closed)
+        return logger.experiment.file_writer if isinstance(logger, TensorBoardLogger) else None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = self._writer(trainer) if trainer.is_global_zero else None

@@ -1,0 +1,21 @@
+"""What the project relies on Lightning to do without a public promise: pinned here, so an upgrade that
+changes it fails loudly in the suite rather than quietly in a user's run."""
+
+from __future__ import annotations
+
+import lightning as L
+
+from mlp_lightning.core.hparams import HParams
+from mlp_lightning.lightning.datamodule import BlobDataModule
+from mlp_lightning.lightning.lit_module import MLPClassifier
+
+
+def test_lightning_sets_each_epoch_on_the_batch_order_through_the_loaders_sampler():
+    hp = HParams(n_per_class=20, hidden_dim=8, max_epochs=3)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=hp.max_epochs, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(MLPClassifier.from_hparams(hp), datamodule=BlobDataModule.from_hparams(hp))
+    # without set_epoch every epoch would reuse epoch 0's order and this would read 0
+    assert trainer.train_dataloader.batch_sampler.epoch == hp.max_epochs - 1
