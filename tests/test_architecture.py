@@ -71,27 +71,23 @@ def test_every_module_sits_in_a_known_layer():
     assert not homeless, f"modules outside the layers {sorted(MAY_IMPORT)}: {homeless}"
 
 
+def imports_of(source_layer: str) -> list[tuple[str, str]]:
+    """(module, what it imports) for every import made by a module of ``source_layer``."""
+    return [(m, target) for m, targets in IMPORTS.items() if layer(m) == source_layer for target in targets]
+
+
 @pytest.mark.parametrize("source_layer", sorted(MAY_IMPORT))
 def test_each_layer_imports_only_the_layers_below_it(source_layer):
+    allowed = (source_layer, None, *MAY_IMPORT[source_layer])
     broken = [
-        f"{module} imports {target}"
-        for module, targets in IMPORTS.items()
-        if layer(module) == source_layer
-        for target in targets
-        if target in MODULES and layer(target) not in (source_layer, None, *MAY_IMPORT[source_layer])
+        f"{m} imports {t}" for m, t in imports_of(source_layer) if t in MODULES and layer(t) not in allowed
     ]
     assert not broken, broken
 
 
 @pytest.mark.parametrize("source_layer", NO_TORCH)
 def test_numpy_layers_import_no_torch_and_no_lightning(source_layer):
-    broken = [
-        f"{module} imports {target}"
-        for module, targets in IMPORTS.items()
-        if layer(module) == source_layer
-        for target in targets
-        if target.split(".")[0] in TORCH_LIBRARIES
-    ]
+    broken = [f"{m} imports {t}" for m, t in imports_of(source_layer) if t.split(".")[0] in TORCH_LIBRARIES]
     assert not broken, broken
 
 
