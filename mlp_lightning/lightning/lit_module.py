@@ -5,12 +5,12 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.core.weights import init_weights
+from mlp_lightning.lightning.metrics import BatchMean
 from mlp_lightning.lightning.model import TwoLayerMLP
 
 
@@ -34,8 +34,8 @@ class MLPClassifier(L.LightningModule):
         # per-step logging would cost more than this model's step. No per-step checks inside
         # them either (NaN scans, label validation): each is a device-to-host sync on a GPU. A
         # non-finite loss is DivergenceGuard's to report, and the labels are the data module's own.
-        self.train_loss = MeanMetric(nan_strategy="disable")
-        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.train_loss = BatchMean()
+        self.val_loss = BatchMean()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
 
