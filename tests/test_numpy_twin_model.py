@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mlp_lightning.core.dropout import keep_threshold
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import PARAM_NAMES, init_weights
 from mlp_lightning.lightning.model import TwoLayerMLP
@@ -193,7 +194,7 @@ def test_sgd_update_is_torch_sgd_with_weight_decay_on_W1_and_W2_only():
 def test_narrow_mask_draws_keep_units_with_exactly_probability_one_minus_p(p, bits):
     width, _ = twin._mask_width(p)
     assert width == bits
-    kept = 2**bits - twin.dropout_threshold(p, bits)  # draws at or above the threshold
+    kept = 2**bits - keep_threshold(p, bits)  # draws at or above the threshold
     assert kept / 2**bits == pytest.approx(1 - p, abs=0 if bits < 32 else 2**-32)
 
 

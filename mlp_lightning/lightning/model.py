@@ -8,10 +8,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlp_lightning.core.weights import PARAM_NAMES
+from mlp_lightning.lightning.dropout import keep_mask
 
 
 class TwoLayerMLP(nn.Module):
     """``x @ W1 + b1 -> ReLU -> dropout (training only) -> @ W2 + b2`` = logits.
+
+    Dropout multiplies by ``keep_mask`` (``dropout.py``): the keep rule the NumPy twin uses,
+    drawn from raw bits, instead of ``F.dropout``, whose per-unit float draw cost more than
+    the first GEMM on a CPU.
 
     The weights are plain tensors named as in CS231n (W1 is (D, H), not nn.Linear's
     (H, D)), so they map one to one onto the NumPy twin's arrays.
@@ -26,7 +31,9 @@ class TwoLayerMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(x @ self.W1 + self.b1)  # (B, H)
-        h = F.dropout(h, p=self.dropout, training=self.training)
+        if self.training and self.dropout > 0:
+            # inverted dropout; autograd's backward multiplies by the same (saved) mask
+            h = h * keep_mask(h, self.dropout)
         return h @ self.W2 + self.b2  # (B, C)
 
     def numpy_weights(self) -> dict[str, np.ndarray]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlp_lightning.core.dropout import exact_bits, keep_threshold
+
 Params = dict[str, np.ndarray]  # W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)
 
 # Chains of elementwise passes run over blocks of rows of about this size, so that
@@ -58,20 +60,15 @@ class Cache:
     gate: np.ndarray | None  # (B, H) dh -> dz1 factor: 1/(1-p) or 0; None: eval only, no backward
 
 
-# Bits drawn per unit, narrowest first: a unit is kept where its draw is >= round(p * 2**bits),
-# which is exactly probability 1 - p when p * 2**bits is a whole number. Fewer bits per
-# unit mean fewer 64-bit draws: the mask costs a quarter at 8 bits what it costs at 32.
-_WIDTHS = ((8, np.uint8), (16, np.uint16))
+# Draw widths the twin takes, narrowest first (the keep rule itself is core/dropout.py's): fewer
+# bits per unit mean fewer 64-bit draws; the mask costs a quarter at 8 bits what it costs at 32.
+_WIDTHS = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 
 
 def _mask_width(p: float) -> tuple[int, type]:
     """The narrowest draw that keeps units with probability exactly 1 - p (else 32 bits, exact to 2**-32)."""
-    return next(((bits, t) for bits, t in _WIDTHS if (p * 2.0**bits).is_integer()), (32, np.uint32))
-
-
-def dropout_threshold(p: float, bits: int = 32) -> int:
-    """A unit is kept where a uniform ``bits``-bit draw is >= this: probability 1 - p, exact to 2**-bits."""
-    return min(round(p * 2.0**bits), 2**bits - 1)
+    bits = exact_bits(p, (8, 16), fallback=32)
+    return bits, _WIDTHS[bits]
 
 
 def draw_keep(rng: np.random.Generator, p: float, shape: tuple[int, int], out: np.ndarray) -> np.ndarray:
@@ -89,7 +86,7 @@ def draw_keep(rng: np.random.Generator, p: float, shape: tuple[int, int], out: n
     bits, dtype = _mask_width(p)
     per_draw = 64 // bits
     draws = rng.bit_generator.random_raw(-(-n // per_draw)).view(dtype)[:n].reshape(shape)
-    return np.greater_equal(draws, dtype(dropout_threshold(p, bits)), out=out)
+    return np.greater_equal(draws, dtype(keep_threshold(p, bits)), out=out)
 
 
 def forward(
