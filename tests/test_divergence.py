@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import lightning as L
@@ -9,6 +10,8 @@ import pytest
 import torch
 
 from mlp_lightning.cli import parse_fit_args
+from mlp_lightning.lightning import train as train_module
+from mlp_lightning.lightning.callbacks import DivergenceGuard
 from mlp_lightning.lightning.train import fit
 from tests.helpers import read_scalars, run_script
 
@@ -35,6 +38,16 @@ class PoisonGradient(L.Callback):
             pl_module.model.W2.grad[0, 0] = float("inf")
 
 
+@pytest.fixture(params=["immediate", "deferred"])
+def guard_mode(request, monkeypatch) -> str:
+    """Each test runs with the CPU's immediate guard and with the GPU's deferred one, forced on the CPU."""
+    if request.param == "deferred":
+        monkeypatch.setattr(
+            train_module, "DivergenceGuard", functools.partial(DivergenceGuard, deferred=True)
+        )
+    return request.param
+
+
 def run(logdir, *flags, callbacks=()) -> int:
     return fit(parse_fit_args(["--logdir", str(logdir), *SMALL, *flags]), callbacks=callbacks)
 
@@ -45,7 +58,7 @@ def last_checkpoint(logdir) -> dict:
 
 
 def test_huge_learning_rate_stops_before_the_step_with_epoch_and_step_and_keeps_the_last_good_checkpoint(
-    tmp_path, capsys
+    tmp_path, capsys, guard_mode
 ):
     record = Record()
     assert run(tmp_path, "--lr", "1e6", "--checkpoint_every_n_steps", "1", callbacks=[record]) == 1
@@ -54,7 +67,8 @@ def test_huge_learning_rate_stops_before_the_step_with_epoch_and_step_and_keeps_
     steps_done = len(record.weights)
     epoch = steps_done // STEPS_PER_EPOCH + 1
     assert f"training diverged at epoch {epoch}, step {steps_done + 1}: non-finite loss" in line
-    assert "stopped before the optimizer step" in line and "--lr" in line
+    outcome = "stopped before the optimizer step" if guard_mode == "immediate" else "its update was undone"
+    assert outcome in line and "--lr" in line
     saved_epoch = (steps_done - 1) // STEPS_PER_EPOCH + 1  # the epoch its last step belongs to
     assert f"the last good checkpoint (epoch {saved_epoch}, step {steps_done})" in err
     assert "Traceback" not in err
@@ -67,7 +81,9 @@ def test_huge_learning_rate_stops_before_the_step_with_epoch_and_step_and_keeps_
     assert len(read_scalars(tmp_path / "lightning" / "version_0").get("val/loss", [])) == epoch - 1
 
 
-def test_a_non_finite_gradient_with_a_finite_loss_is_caught_and_names_the_parameter(tmp_path, capsys):
+def test_a_non_finite_gradient_with_a_finite_loss_is_caught_and_names_the_parameter(
+    tmp_path, capsys, guard_mode
+):
     record = Record()
     assert run(tmp_path, "--checkpoint_every_n_steps", "2", callbacks=[record, PoisonGradient(step=6)]) == 1
     err = capsys.readouterr().err
@@ -79,7 +95,7 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_caught_and_names_the_parame
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
-def test_weights_poisoned_by_a_step_never_reach_a_checkpoint(tmp_path, capsys, monkeypatch):
+def test_weights_poisoned_by_a_step_never_reach_a_checkpoint(tmp_path, capsys, monkeypatch, guard_mode):
     """An update that overflows the weights with finite gradients: the save refuses them."""
     steps = []
     original_step = torch.optim.SGD.step
@@ -95,11 +111,36 @@ def test_weights_poisoned_by_a_step_never_reach_a_checkpoint(tmp_path, capsys, m
     monkeypatch.setattr(torch.optim.SGD, "step", poisoning_step)
     assert run(tmp_path, "--checkpoint_every_n_steps", "1") == 1
     err = capsys.readouterr().err
-    assert "training diverged by epoch 1, step 3: non-finite model.b1" in err
-    assert "not saved over the last good checkpoint" in err
+    if guard_mode == "immediate":  # the save refuses them
+        assert "training diverged by epoch 1, step 3: non-finite model.b1" in err
+        assert "not saved over the last good checkpoint" in err
+    else:  # the guard undid the step before the save
+        assert "training diverged at epoch 1, step 3: non-finite model.b1 after the step" in err
+        assert "its update was undone on the device" in err
     ckpt = last_checkpoint(tmp_path)
     assert ckpt["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_the_deferred_guard_undoes_a_bad_step_and_every_later_one_and_names_the_first(
+    tmp_path, capsys, monkeypatch
+):
+    """With no save due before it, the verdict waits for the epoch's validation; the weights stay put."""
+    monkeypatch.setattr(train_module, "DivergenceGuard", functools.partial(DivergenceGuard, deferred=True))
+    record = Record()
+    assert run(tmp_path, "--checkpoint_every_n_steps", "4", callbacks=[record, PoisonGradient(step=6)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "training diverged at epoch 2, step 6: non-finite gradient of model.W2; "
+        "its update was undone on the device, as were the 2 after it" in err
+    )
+    assert len(record.weights) == 8  # steps 6, 7 and 8 ran on the device ...
+    for later in record.weights[5:]:  # ... and left the weights as step 5 did
+        for name, value in later.items():
+            assert torch.equal(value, record.weights[4][name]), name
+    ckpt = last_checkpoint(tmp_path)
+    assert ckpt["global_step"] == 4  # epoch 1's end; epoch 2 never saved
+    assert len(read_scalars(tmp_path / "lightning" / "version_0").get("val/loss", [])) == 1
 
 
 @pytest.mark.parametrize(

@@ -170,16 +170,38 @@ class TorchThreads(L.Callback):
         self._pinned.close()
 
 
+AFTER_THE_STEP = " after the step"  # a weight that a step with finite inputs overflowed
+
+
 class DivergenceGuard(L.Callback):
     """Stops the run before an optimizer step that a non-finite loss or gradient would poison.
 
-    One device sync per step: the loss, the gradients and the weights the step would
-    update are checked together. The weights too, because a finite step can still
-    overflow them; the next step then refuses to go on from there.
+    The loss, the gradients and the weights the step would update are checked together
+    (the weights too, because a finite step can still overflow them). On the CPU that is
+    one check per step, read at once: reading a value costs nothing there. On a GPU reading
+    a value back waits for the card, once a step, so there the guard is ``deferred``: the
+    checks stay on the card, a step that fails them is undone on the card (the weights go
+    back to a copy taken before it, and so do those of every later step), and the verdict is
+    read at the epoch's validation, its end and any checkpoint save. The run then stops
+    naming the first bad step, as the immediate guard does, and no non-finite weight is ever
+    applied or saved.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, deferred: bool | None = None) -> None:
+        self.deferred = deferred  # None: decided by the device at fit start (deferred off the CPU)
         self._loss: torch.Tensor | None = None
+        # deferred mode, all on the device: the weights before the step, this step's checks,
+        # whether every step so far passed, and the first failing step with its checks and loss
+        self._before: list[torch.Tensor] = []
+        self._checks: tuple[list[str], torch.Tensor] | None = None
+        self._healthy: torch.Tensor | None = None
+        self._first_bad: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._names: list[str] = []  # what each entry of the checks is
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.deferred is None:
+            self.deferred = pl_module.device.type != "cpu"
+        self._healthy = torch.ones((), dtype=torch.bool, device=pl_module.device)
 
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
@@ -191,12 +213,71 @@ class DivergenceGuard(L.Callback):
         checks = {"loss": self._loss} if self._loss is not None else {}
         checks.update({f"gradient of {n}": p.grad for n, p in named.items() if p.grad is not None})
         checks.update({n: p.detach() for n, p in named.items()})
-        if bool(torch.stack([torch.isfinite(t).all() for t in checks.values()]).all()):  # the one sync
+        finite = torch.stack([torch.isfinite(t).all() for t in checks.values()])  # (checks,) bool
+        if self.deferred:
+            self._before = [p.detach().clone() for p in named.values()]
+            self._checks = (list(checks), finite)
+            return
+        if bool(finite.all()):  # the one sync
             return
         bad = nonfinite_names(checks, torch.isfinite)
-        loss = f" (loss {float(self._loss):g})" if self._loss is not None else ""
-        raise DivergenceError(
-            f"training diverged at epoch {trainer.current_epoch + 1}, step {trainer.global_step + 1}: "
-            f"non-finite {', '.join(bad)}{loss}; stopped before the optimizer step "
-            f"(try a smaller --lr, now {pl_module.hparams.lr:g})"
+        epoch, step = trainer.current_epoch + 1, trainer.global_step + 1
+        raise self._error(epoch, step, bad, self._loss, "stopped before the optimizer step", pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if not self.deferred or self._checks is None:
+            return
+        names, finite = self._checks
+        params = list(pl_module.parameters())
+        after = torch.stack([torch.isfinite(p.detach()).all() for p in params])  # the step's result
+        names = names + [f"{n}{AFTER_THE_STEP}" for n, _ in pl_module.named_parameters()]
+        finite = torch.cat([finite, after])
+        passed = finite.all()
+        first_failure = self._healthy & ~passed
+        keep = self._healthy & passed  # a step is kept only if it and every one before it passed
+        with torch.no_grad():
+            for p, before in zip(params, self._before, strict=True):
+                p.copy_(torch.where(keep, p, before))
+        step = torch.full((), trainer.global_step, device=finite.device)  # already counts this step
+        loss = self._loss if self._loss is not None else torch.zeros((), device=finite.device)
+        if self._first_bad is None:
+            self._first_bad = (step, finite, loss.float())
+        else:
+            old_step, old_finite, old_loss = self._first_bad
+            self._first_bad = (
+                torch.where(first_failure, step, old_step),
+                torch.where(first_failure, finite, old_finite),
+                torch.where(first_failure, loss.float(), old_loss),
+            )
+        self._healthy = keep
+        self._names, self._checks, self._before = names, None, []
+
+    # the points where the deferred verdict is read: before anything of the epoch is logged or saved
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._raise_if_diverged(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._raise_if_diverged(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint) -> None:
+        self._raise_if_diverged(trainer, pl_module)
+
+    def _raise_if_diverged(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.deferred or self._healthy is None or bool(self._healthy):  # the one read per check point
+            return
+        step, finite, loss = self._first_bad
+        bad = [name for name, ok in zip(self._names, finite.tolist(), strict=True) if not ok]
+        bad = [name for name in bad if not name.endswith(AFTER_THE_STEP)] or bad  # the cause, if before
+        later = trainer.global_step - int(step)  # steps taken after it, each undone as well
+        outcome = "its update was undone on the device" + (f", as were the {later} after it" if later else "")
+        raise self._error(
+            trainer.current_epoch + 1, int(step), bad, loss if "loss" in bad else None, outcome, pl_module
+        )
+
+    @staticmethod
+    def _error(epoch: int, step: int, bad: list[str], loss, outcome: str, pl_module) -> DivergenceError:
+        loss_text = f" (loss {float(loss):g})" if loss is not None else ""
+        return DivergenceError(
+            f"training diverged at epoch {epoch}, step {step}: non-finite {', '.join(bad)}{loss_text}; "
+            f"{outcome} (try a smaller --lr, now {pl_module.hparams.lr:g})"
         )

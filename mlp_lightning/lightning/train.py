@@ -126,11 +126,13 @@ def train(
     )  # fmt: skip
     threads = torch_threads(hp)
     callbacks = [
+        # first: on a GPU its checks stay on the device (see DivergenceGuard), so it must undo a
+        # bad step before any other callback reads the weights, and give its verdict before a save
+        DivergenceGuard(),
         checkpoint,
         # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
         # step); off a terminal no bar at all: its carriage-return redraws would garble a log
         EpochProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS, enabled=progress_bar_wanted()),
-        DivergenceGuard(),
         EpochSummary(),
         HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, plan.version)),
         *([TorchThreads(threads)] if threads else []),
