@@ -45,6 +45,26 @@ def lightning(hp: HParams, device: str = "cpu") -> tuple[list[float], list[float
     return timing.train_epoch_s, timing.train_loss
 
 
+def fit_py(hp: HParams, device: str = "cpu") -> tuple[list[float], list[float]]:
+    """What ``scripts/fit.py`` runs (logger, checkpoints, summaries, guard), timed by one more callback."""
+    import tempfile
+
+    from benchmarks.overhead import FitTiming, epoch_clock, sync_for
+    from mlp_lightning.lightning.train import fit
+    from mlp_lightning.runs.args import RunArgs, TrainerFlags
+
+    timing = FitTiming(wall_s=0.0)
+    flags = TrainerFlags(accelerator="cuda" if device.startswith("cuda") else "cpu", devices=1)
+    with tempfile.TemporaryDirectory() as logdir:
+        if fit(RunArgs(hp, flags, logdir), callbacks=[epoch_clock(timing, sync_for(device))]) != 0:
+            raise RuntimeError("fit.py's train() failed")
+    return timing.train_epoch_s, timing.train_loss
+
+
+def fit_py_dropout0(hp: HParams) -> tuple[list[float], list[float]]:
+    return fit_py(HParams(**{**hp.as_dict(), "dropout": 0.0}))
+
+
 def hand_loop(hp: HParams, device: str = "cpu") -> tuple[list[float], list[float]]:
     from benchmarks.overhead import hand_loop as loop
 
@@ -90,6 +110,8 @@ IMPLEMENTATIONS = {
     "twin": twin,
     "twin_d0": twin_dropout0,
     "lightning": lightning,
+    "fit_py": fit_py,
+    "fit_py_d0": fit_py_dropout0,
     "hand_loop": hand_loop,
     "notebook": notebook,
     "sklearn": sklearn,

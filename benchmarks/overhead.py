@@ -62,7 +62,12 @@ class _EpochClock(L.Callback):
         self.timing.train_loss.append(float(trainer.callback_metrics.get(TRAIN_LOSS, float("nan"))))
 
 
-def _sync(device: str):
+def epoch_clock(timing: FitTiming, sync) -> L.Callback:
+    """A callback that appends each epoch's training time and train loss to ``timing``."""
+    return _EpochClock(timing, sync)
+
+
+def sync_for(device: str):
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
@@ -81,12 +86,12 @@ def trainer_fit(hp: HParams, device: str = "cpu", validate: bool = True) -> FitT
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=None if validate else 0,
-        callbacks=[_EpochClock(timing, _sync(device))],
+        callbacks=[_EpochClock(timing, sync_for(device))],
     )
     gc.collect()
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
-    _sync(device)()
+    sync_for(device)()
     timing.wall_s = time.perf_counter() - start
     return timing
 
@@ -95,7 +100,7 @@ def hand_loop(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTim
     """The same module, data and optimizer, driven by plain Python loops."""
     module, dm = build(hp, device)
     dm.setup("fit")
-    sync = _sync(device)
+    sync = sync_for(device)
     x_tr, y_tr = dm.x_train.to(device), dm.y_train.to(device)
     x_va, y_va = dm.x_val.to(device), dm.y_val.to(device)
     timing = FitTiming(wall_s=0.0)

@@ -13,6 +13,8 @@ IMPL_NAMES = {
     "twin_d0": "NumPy twin, `--dropout 0` (the notebook's model: it has no dropout)",
     "lightning": "Lightning `Trainer.fit` (MLPClassifier + BlobDataModule)",
     "hand_loop": "hand-written torch loop, same module",
+    "fit_py": "`scripts/fit.py`'s `train()` (logger, checkpoints, callbacks; dropout 0.5)",
+    "fit_py_d0": "`scripts/fit.py`'s `train()`, `--dropout 0`",
     "notebook": "notebook's NumPy code (`benchmarks/notebook_numpy.py`, no dropout)",
     "sklearn": 'scikit-learn `MLPClassifier(solver="sgd")`',
 }
@@ -51,6 +53,18 @@ def targets(r: dict) -> list[list]:
             shown += f" (twin at dropout 0.5: {big['twin']['samples_per_s'] / nb:.2f}x)"
         label = "NumPy twin at `--dropout 0`, large: >= 1.8x the notebook's NumPy code (no dropout)"
         rows.append([label, shown, _check(x >= 1.8)])
+    if "fit_py" in big:
+        share = big["fit_py"]["gflops"] / gemm["torch"]
+        label = "`fit.py`, large: useful FLOP/s >= 60% of torch GEMM (dropout 0.5)"
+        rows.append([label, f"{share:.0%}", _check(share >= 0.6)])
+    if "fit_py_d0" in big:
+        share = big["fit_py_d0"]["gflops"] / gemm["torch"]
+        label = "`fit.py` at `--dropout 0`, large: useful FLOP/s >= 70% of torch GEMM"
+        rows.append([label, f"{share:.0%}", _check(share >= 0.7)])
+    if "fit_py" in big and "twin" in big:
+        x = big["fit_py"]["median_s"] / big["twin"]["median_s"]
+        label = "`fit.py`, large: training epoch <= 1.2x the NumPy twin's (dropout 0.5)"
+        rows.append([label, f"{x:.2f}x", _check(x <= 1.2)])
     ovl = r["overhead_large"]
     x = ovl["trainer_median_s"] / ovl["hand_median_s"]
     rows.append(["Lightning, large: epoch within 10% of the hand loop", f"{x:.3f}x", _check(x <= 1.10)])
@@ -123,7 +137,7 @@ def cpu_sections(r: dict) -> str:
         if row is None:
             rows.append([IMPL_NAMES[impl], "not installed: `pip install -e .[bench]`", "", ""])
             continue
-        lib = "numpy" if impl in ("twin", "twin_d0", "notebook", "sklearn") else "torch"
+        lib = "numpy" if impl in ("twin", "twin_d0", "notebook", "sklearn") else "torch"  # whose GEMM
         share = row["gflops"] / big["gemm"][lib]
         rows.append(
             [IMPL_NAMES[impl], _num(row["samples_per_s"]), _num(row["gflops"]), f"{share:.0%} ({lib})"]

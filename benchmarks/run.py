@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))  # `python benchmarks/run.py` from the repo root
 from benchmarks import report, sections  # noqa: E402
 from benchmarks.sections import DROPPED_ENV, Sizes  # noqa: E402
 
-IMPLS = ("twin", "twin_d0", "notebook", "sklearn", "hand_loop", "lightning")  # twin_d0 next to the notebook
+# twin_d0 next to the notebook; fit_py (what scripts/fit.py runs) at both dropouts for the GEMM targets
+IMPLS = ("twin", "twin_d0", "notebook", "sklearn", "hand_loop", "lightning", "fit_py", "fit_py_d0")
 COMMITTED = REPO / "BENCHMARKS.md"  # the full run's numbers, in git
 QUICK_OUT = REPO / "logs" / "BENCHMARKS.quick.md"  # the smoke run's, beside the (ignored) runs
 
