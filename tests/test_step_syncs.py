@@ -92,3 +92,25 @@ def test_fit_reads_nothing_back_between_an_epochs_first_and_last_batch_with_the_
         assert reads == dict.fromkeys(READS_BACK, 0)
     else:  # the CPU's guard reads one verdict per step: the counter sees it inside a Trainer
         assert reads["__bool__"] >= 2 * 6
+
+
+class NoSyncInMiddleBatches(L.Callback):
+    """Any CUDA synchronisation is an error from the end of an epoch's first batch to its second-to-last."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            torch.cuda.set_sync_debug_mode("error")
+        elif batch_idx == trainer.num_training_batches - 2:
+            torch.cuda.set_sync_debug_mode("default")
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_training_step_never_waits_for_the_card(tmp_path):
+    """torch itself watches: any synchronising call in the middle batches raises."""
+    flags = ["--accelerator", "gpu", "--devices", "1", "--n_per_class", "400", "--max_epochs", "2"]
+    args = parse_fit_args(["--logdir", str(tmp_path), "--checkpoint_every_n_steps", "0", *flags])
+    assert fit(args, callbacks=[NoSyncInMiddleBatches()]) == 0
