@@ -102,7 +102,8 @@ def run_sweep(args: SweepArgs, scripts: Path) -> int:
         else:
             failed.append(job)
             last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
-            print(f"{head}: failed (exit {code}): {last[0]}", flush=True)
+            why = "no finished run of it reads back" if code == 0 else last[0]
+            print(f"{head}: failed (exit {code}): {why}", flush=True)
 
     code = run_pool(work.todo, args.logdir, scripts, args.jobs, on_done)
     if code:

@@ -56,16 +56,18 @@ def configurations(runs: list[Run]) -> list[Configuration]:
     return list(groups.values())
 
 
-def labels(groups: list[Configuration]) -> list[str]:
-    """``dropout=0.5``: the hyperparameters that tell the configurations apart or leave the defaults."""
+def labels(groups: list[Configuration]) -> tuple[list[str], str]:
+    """Each configuration's ``dropout=0.5`` (the hyperparameters that tell them apart), and what they
+    share away from the defaults (``n_per_class=20 max_epochs=2``; empty if nothing)."""
     defaults = HParams().as_dict()
-    names = dict.fromkeys(n for n in (*hparam_names(), *sorted({k for g in groups for k in g.hparams})))
-    shown = [
-        n for n in names
-        if len({repr(g.hparams.get(n)) for g in groups}) > 1
-        or any(n in g.hparams and g.hparams[n] != defaults.get(n) for g in groups)
-    ]  # fmt: skip
-    return [" ".join(f"{n}={g.hparams.get(n)}" for n in shown) or "defaults" for g in groups]
+    names = dict.fromkeys((*hparam_names(), *sorted({k for g in groups for k in g.hparams})))
+    names.pop("seed", None)
+    varying = [n for n in names if len({repr(g.hparams.get(n)) for g in groups}) > 1]
+    shared = [
+        n for n in names if n not in varying and groups[0].hparams.get(n, defaults.get(n)) != defaults.get(n)
+    ]
+    own = [" ".join(f"{n}={g.hparams.get(n)}" for n in varying) or "one configuration" for g in groups]
+    return own, " ".join(f"{n}={groups[0].hparams.get(n)}" for n in shared)
 
 
 def verdict(group: Configuration) -> tuple[bool | None, str]:
@@ -108,25 +110,25 @@ def _interval(values: np.ndarray) -> str:
 
 def format_configuration(group: Configuration, label: str) -> str:
     lines = [label]
-    lines.append(f"  {'trainer':<18} {'final val loss':<28} {'final val acc':<28} seeds")
+    lines.append(f"  {'trainer':<18} {'final val loss':<34} {'final val acc':<34} seeds")
     for trainer in TRAINERS:
         if group.runs.get(trainer):
             finals, seeds = group.finals(trainer), sorted(group.runs[trainer])
             lines.append(
-                f"  {trainer:<18} {_mean_sd(finals[:, 0], 4):<28} {_mean_sd(finals[:, 1], 4):<28} "
+                f"  {trainer:<18} {_mean_sd(finals[:, 0], 4):<34} {_mean_sd(finals[:, 1], 4):<34} "
                 + " ".join(map(str, seeds))
             )
     seeds = group.paired_seeds
     if seeds:
         d = group.finals(TWIN, seeds) - group.finals(LIGHTNING, seeds)
-        lines.append(f"  {'numpy - lightning':<18} {_interval(d[:, 0]):<28} {_interval(d[:, 1]):<28} paired")
+        lines.append(f"  {'numpy - lightning':<18} {_interval(d[:, 0]):<34} {_interval(d[:, 1]):<34} paired")
     ok, why = verdict(group)
     word = {True: "the twins agree", False: "the twins DISAGREE", None: "no verdict"}[ok]
     lines.append(f"  verdict: {word}: {why}")
     return "\n".join(lines)
 
 
-def write_figure(groups: list[Configuration], names: list[str], path: Path) -> Path:
+def write_figure(groups: list[Configuration], names: list[str], shared: str, path: Path) -> Path:
     """Final val loss per configuration: each trainer's seeds as dots, their mean ± sd as a bar."""
     import matplotlib
 
@@ -146,8 +148,9 @@ def write_figure(groups: list[Configuration], names: list[str], path: Path) -> P
             yerr = 0.0 if math.isnan(sd) else sd
             ax.errorbar(x[i] + shift, mean, yerr=yerr, fmt="o", color=color, capsize=4, label=label)
             label = None
-    ax.set_xticks(x, names, rotation=20 if len(groups) > 4 else 0, fontsize=8)
-    ax.set(ylabel="final val loss", title="final val loss per configuration (dots: seeds; bars: mean ± sd)")
+    ax.set_xticks(x, [name.replace(" ", "\n") for name in names], fontsize=8)
+    title = "final val loss per configuration (dots: seeds; bars: mean ± sd)"
+    ax.set(ylabel="final val loss", title=f"{title}\n{shared}" if shared else title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -164,10 +167,12 @@ def report(runs: list[Run], logdir: Path) -> list[Configuration]:
     if not groups:
         print(f"no finished runs under {logdir} to report")
         return groups
-    names = labels(groups)
+    names, shared = labels(groups)
+    if shared:
+        print(f"every configuration: {shared}\n")
     print("\n\n".join(format_configuration(g, n) for g, n in zip(groups, names, strict=True)))
     print(
         f"\n(mean ± sd over seeds; the difference: mean over the seeds both trained [{LEVEL:.0%} t interval])"
     )
-    print(f"figure: {write_figure(groups, names, Path(logdir) / FIGURE)}")
+    print(f"figure: {write_figure(groups, names, shared, Path(logdir) / FIGURE)}")
     return groups
