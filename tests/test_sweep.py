@@ -122,22 +122,21 @@ def test_a_sweep_skips_finished_runs_and_resumes_a_stopped_one_to_the_uninterrup
     stopped = stopped_twin_run(logdir, monkeypatch, "--seed", "1", *SMALL)
     uninterrupted = run_numpy(["--seed", "1", *SMALL], reference)
 
-    result = sweep(logdir, "--trainers", "numpy", "--seed", "0", "1", "2", *SMALL)
-    assert result.returncode == 0, result.stderr
-    assert "3 runs under" in result.stdout and "1 finished already, 1 to resume, 1 to start" in result.stdout
-    lines = progress_lines(result.stdout)
+    capsys.readouterr()
+    argv = ["--trainers", "numpy", "--seed", "0", "1", "2", *SMALL, "--logdir", str(logdir), "--jobs", "2"]
+    assert run_sweep(parse_sweep_args(argv), SCRIPTS) == 0
+    out = capsys.readouterr().out
+    assert "3 runs under" in out and "1 finished already, 1 to resume, 1 to start" in out
+    lines = progress_lines(out)
     assert len(lines) == 2 and all(line.startswith(("[1/2]", "[2/2]")) for line in lines)
-    assert [
-        line
-        for line in lines
-        if "] numpy seed=1 n_per_class=20 max_epochs=3: val loss" in line and "(resumed," in line
-    ]
+    resumed = [line for line in lines if "] numpy seed=1 n_per_class=20 max_epochs=3: val loss" in line]
+    assert len(resumed) == 1 and "(resumed," in resumed[0]
     assert sorted(p.name for p in (logdir / "numpy").iterdir()) == ["version_0", "version_1", "version_2"]
     assert read_scalars(stopped) == read_scalars(uninterrupted)
 
-    again = sweep(logdir, "--trainers", "numpy", "--seed", "0", "1", "2", *SMALL)
-    assert again.returncode == 0 and "3 finished already, 0 to resume, 0 to start" in again.stdout
-    assert progress_lines(again.stdout) == []
+    assert run_sweep(parse_sweep_args(argv), SCRIPTS) == 0
+    again = capsys.readouterr().out
+    assert "3 finished already, 0 to resume, 0 to start" in again and progress_lines(again) == []
 
 
 def test_a_failed_run_is_reported_with_its_last_line_and_the_sweep_exits_1(tmp_path, capsys):
