@@ -247,7 +247,8 @@ def parse_sweep_args(argv: Sequence[str] | None = None, prog: str = "sweep.py") 
     )  # fmt: skip
     for name in names:
         parser.add_argument(f"--{name}", nargs="+", metavar="VALUE", help=f"values of fit.py's --{name}")
-    parser.add_argument("--trainers", nargs="+", choices=TRAINERS, default=list(TRAINERS))
+    parser.add_argument("--trainers", nargs="+", choices=TRAINERS, default=list(TRAINERS), help="which "
+                        "trainers train every combination (default: both)")  # fmt: skip
     parser.add_argument("--logdir", default="logs", help="where every run is written (default: logs)")
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="runs at a time (default: "
                         "the usable CPUs, at most 8)")  # fmt: skip

@@ -10,6 +10,7 @@ ends bit for bit where an uninterrupted run would; one without a checkpoint, or 
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +68,9 @@ def _resumable(trainer: str, combination: Combination, logdir: Path) -> Path | N
 
 def print_commands(args: SweepArgs, scripts: Path) -> int:
     """One command line per run still to train (new, or a ``--resume``), for a job array; runs nothing."""
-    todo = plan(args).todo
-    for job in todo:
-        print(shlex.join(job.argv(args.logdir, scripts)))
+    logdir = Path(os.path.abspath(args.logdir))  # a task of a job array may start elsewhere
+    for job in plan(args).todo:
+        print(shlex.join(job.argv(logdir, scripts)))
     return 0
 
 

@@ -66,7 +66,7 @@ def labels(groups: list[Configuration]) -> tuple[list[str], str]:
     shared = [
         n for n in names if n not in varying and groups[0].hparams.get(n, defaults.get(n)) != defaults.get(n)
     ]
-    own = [" ".join(f"{n}={g.hparams.get(n)}" for n in varying) or "one configuration" for g in groups]
+    own = [" ".join(f"{n}={g.hparams.get(n)}" for n in varying) or "the one configuration" for g in groups]
     return own, " ".join(f"{n}={groups[0].hparams.get(n)}" for n in shared)
 
 
@@ -100,7 +100,7 @@ def _pair(group: Configuration, seed: int) -> tuple[Run, Run]:
 
 def _mean_sd(values: np.ndarray, digits: int) -> str:
     mean, sd = mean_sd(values)
-    return f"{mean:.{digits}f} ± {sd:.2g}" if not math.isnan(sd) else f"{mean:.{digits}f} (1 seed)"
+    return f"{mean:.{digits}f} ± {sd:#.2g}" if not math.isnan(sd) else f"{mean:.{digits}f} (1 seed)"
 
 
 def _interval(values: np.ndarray) -> str:
@@ -149,7 +149,7 @@ def write_figure(groups: list[Configuration], names: list[str], shared: str, pat
             ax.errorbar(x[i] + shift, mean, yerr=yerr, fmt="o", color=color, capsize=4, label=label)
             label = None
     ax.set_xticks(x, [name.replace(" ", "\n") for name in names], fontsize=8)
-    title = "final val loss per configuration (dots: seeds; bars: mean ± sd)"
+    title = "final val loss (dots: seeds; bars: mean ± sd)"
     ax.set(ylabel="final val loss", title=f"{title}\n{shared}" if shared else title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
