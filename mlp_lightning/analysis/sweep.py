@@ -10,6 +10,7 @@ ends bit for bit where an uninterrupted run would; one without a checkpoint, or 
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 from dataclasses import dataclass
@@ -20,10 +21,16 @@ from mlp_lightning.analysis.sweep_report import report
 from mlp_lightning.core.errors import RunError
 from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS
 from mlp_lightning.runs.interrupt import EXIT_CODES
-from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, LIGHTNING_TRAINER, TWIN_CHECKPOINT
-from mlp_lightning.runs.sweep import Combination, Job, SweepArgs, run_pool, stored_runs
+from mlp_lightning.runs.layout import (
+    CHECKPOINT_DIR,
+    LIGHTNING_CHECKPOINT,
+    LIGHTNING_TRAINER,
+    NUMPY_TRAINER,
+    TWIN_CHECKPOINT,
+)
+from mlp_lightning.runs.sweep import TRAINERS, Job, StoredRuns, SweepArgs, run_pool
 
-CHECKPOINTS = {LIGHTNING_TRAINER: LIGHTNING_CHECKPOINT}  # the twin's: TWIN_CHECKPOINT
+RESUMABLE = {NUMPY_TRAINER: TWIN_CHECKPOINT, LIGHTNING_TRAINER: LIGHTNING_CHECKPOINT}  # in CHECKPOINT_DIR
 
 
 @dataclass(frozen=True)
@@ -32,44 +39,39 @@ class Plan:
     todo: list[Job]  # runs to start or (Job.resume) to continue
 
 
-def finished_run(trainer: str, combination: Combination, logdir: Path) -> Run | None:
-    """The newest finished run of ``combination`` under ``logdir``, or None."""
-    for run_dir, stored in reversed(stored_runs(logdir, trainer)):
-        if stored == combination.hparams:
-            try:
-                return load_run(run_dir)
-            except RunError:
-                continue
+def finished_run(job: Job, stored: StoredRuns) -> Run | None:
+    """The newest finished run of the job's trainer and combination, or None."""
+    runs = (_finished(run_dir) for run_dir in stored.search(job.trainer, job.combination.hparams))
+    return next((run for run in runs if run is not None), None)
+
+
+def resumable_run(job: Job, stored: StoredRuns) -> Path | None:
+    """The newest unfinished run of the job that saved a checkpoint and did not fail, or None."""
+    checkpoint = Path(CHECKPOINT_DIR) / RESUMABLE[job.trainer]
+    for run_dir in stored.search(job.trainer, job.combination.hparams):
+        if (run_dir / checkpoint).is_file() and not ended_in_failure(run_dir):
+            return run_dir
     return None
 
 
-def plan(args: SweepArgs) -> Plan:
+def plan(args: SweepArgs, stored: StoredRuns) -> Plan:
+    """Each of the sweep's runs: finished already, or to do (new, or resumed)."""
     finished, todo = {}, []
     for combination in args.combinations:
         for trainer in args.trainers:
             job = Job(trainer, combination)
-            run = finished_run(trainer, combination, args.logdir)
+            run = finished_run(job, stored)
             if run is not None:
                 finished[job] = run
             else:
-                todo.append(Job(trainer, combination, resume=_resumable(trainer, combination, args.logdir)))
+                todo.append(Job(trainer, combination, resume=resumable_run(job, stored)))
     return Plan(finished, todo)
-
-
-def _resumable(trainer: str, combination: Combination, logdir: Path) -> Path | None:
-    """The newest unfinished run of ``combination`` that saved a checkpoint and did not fail, or None."""
-    checkpoint = Path(CHECKPOINT_DIR) / CHECKPOINTS.get(trainer, TWIN_CHECKPOINT)
-    for run_dir, stored in reversed(stored_runs(logdir, trainer)):
-        unfinished = stored == combination.hparams and (run_dir / checkpoint).is_file()
-        if unfinished and not ended_in_failure(run_dir):
-            return run_dir
-    return None
 
 
 def print_commands(args: SweepArgs, scripts: Path) -> int:
     """One command line per run still to train (new, or a ``--resume``), for a job array; runs nothing."""
     logdir = Path(os.path.abspath(args.logdir))  # a task of a job array may start elsewhere
-    for job in plan(args).todo:
+    for job in plan(args, StoredRuns(args.logdir)).todo:
         print(shlex.join(job.argv(logdir, scripts)))
     return 0
 
@@ -77,7 +79,8 @@ def print_commands(args: SweepArgs, scripts: Path) -> int:
 def run_sweep(args: SweepArgs, scripts: Path) -> int:
     """Train what is not finished, a line per run as it ends, then the report; 0, 1 if a run failed,
     or 130/143 when stopped by a signal (the report is then left for the next sweep)."""
-    work = plan(args)
+    stored = StoredRuns(args.logdir)
+    work = plan(args, stored)
     total = len(work.finished) + len(work.todo)
     resumed = sum(job.resume is not None for job in work.todo)
     print(
@@ -85,20 +88,18 @@ def run_sweep(args: SweepArgs, scripts: Path) -> int:
         f"{resumed} to resume, {len(work.todo) - resumed} to start ({args.jobs} at a time)",
         flush=True,
     )
-    runs, failed, done = dict(work.finished), [], [0]
+    runs, failed, ended = dict(work.finished), [], itertools.count(1)
 
     def on_done(job: Job, code: int, seconds: float, output: str) -> None:
-        done[0] += 1
-        head = f"[{done[0]}/{len(work.todo)}] {job.label}"
-        if code == 0 and (run := finished_run(job.trainer, job.combination, args.logdir)) is not None:
+        head = f"[{next(ended)}/{len(work.todo)}] {job.label}"
+        run = finished_run(job, stored) if code == 0 else None
+        if run is not None:
             runs[Job(job.trainer, job.combination)] = run
             again = "resumed, " if job.resume is not None else ""
-            print(
-                f"{head}: val loss {run.scalars[VAL_LOSS][-1]:.4f} acc {run.scalars[VAL_ACC][-1]:.4f} "
-                f"({again}{seconds:.1f} s)",
-                flush=True,
-            )
+            line = f"val loss {run.scalars[VAL_LOSS][-1]:.4f} acc {run.scalars[VAL_ACC][-1]:.4f}"
+            print(f"{head}: {line} ({again}{seconds:.1f} s)", flush=True)
         elif code in EXIT_CODES.values():
+            failed.append(job)
             print(f"{head}: stopped, checkpoint saved; the same sweep command resumes it", flush=True)
         else:
             failed.append(job)
@@ -117,30 +118,18 @@ def run_sweep(args: SweepArgs, scripts: Path) -> int:
 
 def summarize(args: SweepArgs) -> int:
     """The report over the sweep's finished runs under --logdir; with no swept flag given, over all."""
-    runs = [run for _, run in plan_finished(args)] if args.given else all_finished_runs(args.logdir)
+    stored = StoredRuns(args.logdir)
+    if args.given:
+        jobs = (Job(trainer, combination) for combination in args.combinations for trainer in args.trainers)
+        runs = [run for job in jobs if (run := finished_run(job, stored)) is not None]
+    else:
+        runs = [run for t in TRAINERS for d in stored.all(t) if (run := _finished(d)) is not None]
     report(runs, args.logdir)
     return 0
 
 
-def plan_finished(args: SweepArgs) -> list[tuple[Job, Run]]:
-    found = []
-    for combination in args.combinations:
-        for trainer in args.trainers:
-            run = finished_run(trainer, combination, args.logdir)
-            if run is not None:
-                found.append((Job(trainer, combination), run))
-    return found
-
-
-def all_finished_runs(logdir: Path) -> list[Run]:
-    """Every finished run of either trainer under ``logdir``."""
-    from mlp_lightning.runs.sweep import TRAINERS
-
-    runs = []
-    for trainer in TRAINERS:
-        for run_dir, _ in stored_runs(logdir, trainer):
-            try:
-                runs.append(load_run(run_dir))
-            except RunError:
-                continue
-    return runs
+def _finished(run_dir: Path) -> Run | None:
+    try:
+        return load_run(run_dir)
+    except RunError:
+        return None

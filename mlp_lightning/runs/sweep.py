@@ -97,13 +97,48 @@ def threads_per_job(jobs: int) -> int:
     return max(1, usable_cpus() // jobs)
 
 
-def stored_runs(logdir: Path, trainer: str) -> list[tuple[Path, dict]]:
-    """Each ``<logdir>/<trainer>/version_N`` with the hyperparameters its hparams.yaml holds, oldest first.
+class StoredRuns:
+    """The runs under a logdir, found by trainer and stored hyperparameters; each hparams.yaml read once.
 
-    A run without a readable hparams.yaml (one that stopped before writing it) is left out.
+    A run without a readable hparams.yaml yet (just started, or stopped before writing it) is
+    looked at again by the next search.
     """
-    run_dirs = (Path(logdir) / run_name(trainer, version) for version in versions(Path(logdir) / trainer))
-    return [(run_dir, stored) for run_dir in run_dirs if (stored := read_stored_hparams(run_dir)) is not None]
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = Path(logdir)
+        self._read: dict[str, dict[int, Path]] = {}  # trainer -> version -> run directory
+        self._by_key: dict[tuple, list[tuple[int, Path]]] = {}  # (trainer, hparams key) -> runs
+
+    def search(self, trainer: str, hparams: dict) -> list[Path]:
+        """The run directories of ``trainer`` whose hparams.yaml holds ``hparams``, newest first."""
+        self._refresh(trainer)
+        return [run_dir for _, run_dir in sorted(self._by_key.get((trainer, hparams_key(hparams)), []))[::-1]]
+
+    def all(self, trainer: str) -> list[Path]:
+        """Every run directory of ``trainer`` with a readable hparams.yaml, oldest first."""
+        self._refresh(trainer)
+        read = self._read.get(trainer, {})
+        return [read[version] for version in sorted(read)]
+
+    def _refresh(self, trainer: str) -> None:
+        read = self._read.setdefault(trainer, {})
+        for version in versions(self.logdir / trainer):
+            run_dir = self.logdir / run_name(trainer, version)
+            if version in read or (stored := read_stored_hparams(run_dir)) is None:
+                continue
+            read[version] = run_dir
+            if (key := hparams_key(stored)) is not None:
+                self._by_key.setdefault((trainer, key), []).append((version, run_dir))
+
+
+def hparams_key(hparams: dict) -> tuple | None:
+    """``hparams`` as a dictionary key (None for one holding a value that cannot be one)."""
+    try:
+        key = tuple(sorted(hparams.items()))
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def read_stored_hparams(run_dir: Path) -> dict | None:
