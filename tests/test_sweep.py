@@ -3,6 +3,7 @@ refused before anything runs, one command per run for a job array, and the repor
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import signal
 import subprocess
@@ -16,9 +17,11 @@ import pytest
 from mlp_lightning.analysis.logged_run import Run
 from mlp_lightning.analysis.sweep import print_commands, run_sweep
 from mlp_lightning.analysis.sweep_report import FIGURE, Configuration, configurations, labels, verdict
-from mlp_lightning.cli import parse_fit_args, parse_numpy_args, parse_sweep_args
+from mlp_lightning.cli import parse_fit_args, parse_numpy_args, parse_sweep_args, sweep_flags
+from mlp_lightning.core.hparams import hparam_names
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, VAL_LOSS
 from mlp_lightning.numpy_twin import train as twin_train
+from mlp_lightning.runs.args import TrainerFlags
 from mlp_lightning.runs.sweep import THREAD_VARIABLES, Combination, Job, run_pool, threads_per_job
 from tests.helpers import REPO, read_scalars, run_numpy, run_script, signal_during_step
 
@@ -213,6 +216,13 @@ def test_runs_are_grouped_by_every_stored_hyperparameter_but_the_seed(tmp_path):
         {"dropout": 0.5, "max_epochs": 3},
     ]
     assert labels(groups) == (["dropout=0.0", "dropout=0.5"], "max_epochs=3")
+    assert labels(groups[:1]) == (["dropout=0.0 max_epochs=3"], "")
+
+
+def test_the_sweep_takes_every_flag_both_trainers_take_from_their_shared_definitions():
+    flags = set(sweep_flags())
+    assert set(hparam_names()) | {"config", "checkpoint_every_n_steps"} <= flags
+    assert not ({f.name for f in dataclasses.fields(TrainerFlags)} | {"logdir", "resume"}) & flags
 
 
 @pytest.mark.slow

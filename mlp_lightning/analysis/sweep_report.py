@@ -66,8 +66,10 @@ def labels(groups: list[Configuration]) -> tuple[list[str], str]:
     shared = [
         n for n in names if n not in varying and groups[0].hparams.get(n, defaults.get(n)) != defaults.get(n)
     ]
-    own = [" ".join(f"{n}={g.hparams.get(n)}" for n in varying) or "the one configuration" for g in groups]
-    return own, " ".join(f"{n}={groups[0].hparams.get(n)}" for n in shared)
+    shared_label = " ".join(f"{n}={groups[0].hparams.get(n)}" for n in shared)
+    if not varying:  # one configuration: it is named by what it changes
+        return [shared_label or "the defaults"], ""
+    return [" ".join(f"{n}={g.hparams.get(n)}" for n in varying) for g in groups], shared_label
 
 
 def verdict(group: Configuration) -> tuple[bool | None, str]:
