@@ -11,6 +11,7 @@ from mlp_lightning.analysis.compare import (
     WEIGHT_TOLERANCE,
     compare_runs,
     hparam_differences,
+    within_parity,
 )
 from mlp_lightning.analysis.export import checkpoint_weights, load_npz
 from mlp_lightning.analysis.logged_run import load_run, max_differences
@@ -41,6 +42,7 @@ def test_dropout0_runs_log_the_same_metrics_at_every_epoch(dropout0_runs):
     assert ACC_TOLERANCE == 0.0
     np.testing.assert_array_equal(a.scalars[TRAIN_ACC], b.scalars[TRAIN_ACC])
     np.testing.assert_array_equal(a.scalars[VAL_ACC], b.scalars[VAL_ACC])
+    assert within_parity(a, b) == []  # the rule compare.py --check and sweep.py apply
 
 
 def test_dropout0_runs_end_with_the_same_weights(dropout0_runs):

@@ -84,7 +84,8 @@ def run_sweep(args: SweepArgs, scripts: Path) -> int:
     total = len(work.finished) + len(work.todo)
     resumed = sum(job.resume is not None for job in work.todo)
     print(
-        f"sweep: {total} runs under {args.logdir}: {len(work.finished)} finished already, "
+        f"sweep: {total} {'run' if total == 1 else 'runs'} under {args.logdir}: "
+        f"{len(work.finished)} finished already, "
         f"{resumed} to resume, {len(work.todo) - resumed} to start ({args.jobs} at a time)",
         flush=True,
     )
