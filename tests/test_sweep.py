@@ -19,7 +19,7 @@ from mlp_lightning.analysis.sweep import print_commands, run_sweep
 from mlp_lightning.analysis.sweep_report import FIGURE, Configuration, configurations, labels, verdict
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args, parse_sweep_args, sweep_flags
 from mlp_lightning.core.hparams import hparam_names
-from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, VAL_LOSS
+from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, VAL_ACC, VAL_LOSS
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.runs.args import TrainerFlags
 from mlp_lightning.runs.sweep import THREAD_VARIABLES, Combination, Job, run_pool, threads_per_job
@@ -180,7 +180,7 @@ def test_the_pool_runs_at_most_jobs_runs_at_once_each_on_its_share_of_the_cpus(t
 def fake_run(path: Path, val_loss: list[float], val_acc: list[float]) -> Run:
     epochs = len(val_loss)
     scalars = {tag: np.zeros(epochs) for tag in METRIC_TAGS}
-    scalars.update({VAL_LOSS: np.array(val_loss), "val/acc": np.array(val_acc)})
+    scalars.update({VAL_LOSS: np.array(val_loss), VAL_ACC: np.array(val_acc)})
     return Run(path=path, hparams={}, steps=np.arange(epochs), scalars=scalars, started=0.0)
 
 
@@ -191,6 +191,20 @@ def test_at_dropout_0_the_verdict_is_exact_parity_at_every_epoch(tmp_path):
     assert verdict(Configuration({"dropout": 0.0}, {"numpy": {0: a}, "lightning": {0: b}}))[0] is True
     ok, why = verdict(Configuration({"dropout": 0.0}, {"numpy": {0: a}, "lightning": {0: off}}))
     assert ok is False and "seed 0: val/loss differs by up to 1e-05" in why
+
+
+def test_with_dropout_the_verdict_is_the_test_suites_statistical_rule(tmp_path):
+    def runs(trainer: str, losses: list[float]) -> dict[int, Run]:
+        return {s: fake_run(tmp_path / f"{trainer}/version_{s}", [v], [1.0]) for s, v in enumerate(losses)}
+
+    hparams = {"dropout": 0.5}
+    lit = runs("lightning", [0.010, 0.020, 0.030])  # across-seed sd 0.01
+    close = runs("numpy", [0.0101, 0.0199, 0.0301])  # RMS(d) 0.0001
+    shifted = runs("numpy", [0.014, 0.024, 0.034])  # RMS(d) 0.004 = 0.4 sd
+    ok, why = verdict(Configuration(hparams, {"numpy": close, "lightning": lit}))
+    assert ok is True and "RMS/sd 0.010" in why
+    ok, why = verdict(Configuration(hparams, {"numpy": shifted, "lightning": lit}))
+    assert ok is False and "RMS(d)/spread 0.400" in why
 
 
 def test_with_dropout_one_seed_gives_no_verdict_and_one_trainer_none_either(tmp_path):

@@ -79,6 +79,13 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half, n)
 
 
+def paired_rms_to_spread(a: np.ndarray, b: np.ndarray) -> float:
+    """RMS of the paired differences ``a - b`` over the smaller of the two across-seed sds."""
+    spread = min(np.std(a, ddof=1), np.std(b, ddof=1))
+    rms = float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+    return rms / spread if spread > 0 else (0.0 if rms == 0 else math.inf)
+
+
 def agree_in_distribution(twin: np.ndarray, lit: np.ndarray, n_val: int) -> tuple[bool, str]:
     """Whether the twins agree over seeds with dropout on; ``twin``, ``lit``: (seeds, [val loss, val acc]).
 
@@ -94,9 +101,7 @@ def agree_in_distribution(twin: np.ndarray, lit: np.ndarray, n_val: int) -> tupl
     each seed may differ by at most one of the ``n_val`` validation points.
     """
     twin, lit = np.asarray(twin, dtype=np.float64), np.asarray(lit, dtype=np.float64)
-    spread = min(twin[:, 0].std(ddof=1), lit[:, 0].std(ddof=1))
-    rms = np.sqrt(np.mean((twin[:, 0] - lit[:, 0]) ** 2))
-    ratio = rms / spread if spread > 0 else (0.0 if rms == 0 else math.inf)
+    ratio = paired_rms_to_spread(twin[:, 0], lit[:, 0])
     acc_ok = np.all(np.abs(twin[:, 1] - lit[:, 1]) <= 1 / n_val + 1e-7)
     detail = f"RMS(d)/spread {ratio:.3f}, accuracies {twin[:, 1]} vs {lit[:, 1]}"
     return bool(ratio <= SPREAD_RATIO_ALLOWED and acc_ok), detail

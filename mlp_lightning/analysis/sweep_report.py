@@ -18,10 +18,11 @@ from mlp_lightning.analysis.statistics import (
     agree_in_distribution,
     mean_interval,
     mean_sd,
+    paired_rms_to_spread,
 )
 from mlp_lightning.core.hparams import HParams, hparam_names
 from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS
-from mlp_lightning.runs.sweep import TRAINERS, read_stored_hparams
+from mlp_lightning.runs.sweep import TRAINERS, hparams_key, read_stored_hparams
 
 FIGURE = "sweep_val_loss.png"
 LEVEL = 0.95  # of the difference's confidence interval
@@ -50,7 +51,7 @@ def configurations(runs: list[Run]) -> list[Configuration]:
     for run in sorted(runs, key=lambda r: r.started):
         stored = dict(read_stored_hparams(run.path) or {})
         seed = stored.pop("seed", None)
-        key = tuple(sorted(stored.items(), key=lambda kv: kv[0]))
+        key = hparams_key(stored) or tuple(sorted((k, repr(v)) for k, v in stored.items()))
         group = groups.setdefault(key, Configuration(stored))
         group.runs.setdefault(run.path.parent.name, {})[seed] = run
     return list(groups.values())
@@ -88,12 +89,14 @@ def verdict(group: Configuration) -> tuple[bool | None, str]:
     if len(seeds) < 2:
         return None, "dropout is on: the statistical check needs at least 2 seeds (5 or more to mean much)"
     n_val = group.runs[TWIN][seeds[0]].typed_hparams().n_val
-    ok, detail = agree_in_distribution(group.finals(TWIN, seeds), group.finals(LIGHTNING, seeds), n_val)
+    twin, lit = group.finals(TWIN, seeds), group.finals(LIGHTNING, seeds)
+    ok, detail = agree_in_distribution(twin, lit, n_val)
     rule = (
         f"RMS of the paired val-loss difference <= {SPREAD_RATIO_ALLOWED:g} x the smaller across-seed sd, "
-        "accuracies within one validation point per seed"
+        f"accuracies within one of the {n_val} validation points per seed"
     )
-    return ok, f"in distribution over {len(seeds)} seeds ({rule}): {detail.split(',')[0]}"
+    measured = f"RMS/sd {paired_rms_to_spread(twin[:, 0], lit[:, 0]):.3f}" if ok else detail
+    return ok, f"in distribution over {len(seeds)} seeds ({rule}): {measured}"
 
 
 def _pair(group: Configuration, seed: int) -> tuple[Run, Run]:
