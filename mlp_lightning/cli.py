@@ -267,7 +267,8 @@ def parse_sweep_args(argv: Sequence[str] | None = None, prog: str = "sweep.py") 
             raise ConfigError(f"--jobs must be an integer >= 1, got {ns.jobs}")
         if ns.print_commands and ns.summarize:
             raise ConfigError("--print_commands and --summarize exclude each other: give one")
-        given = list(dict.fromkeys(n for n in (a[2:].split("=", 1)[0] for a in argv) if n in names))
+        flags = (arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--"))
+        given = list(dict.fromkeys(name for name in flags if name in names))
         combinations = _combinations(given, ns, prog)
     except ConfigError as err:
         fail(prog, str(err))
