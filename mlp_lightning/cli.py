@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import itertools
 import re
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, 
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
 from mlp_lightning.runs.resume import RESUME_NEWEST
+from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs
 
 _TRAINER_HELP = {
     "accelerator": f"one of {', '.join(ACCELERATORS)}",
@@ -223,3 +225,72 @@ class OneLineArgumentParser(argparse.ArgumentParser):
             if unknown:
                 message = unknown_flag_message(unknown[0].split("=", 1)[0], options)
         fail(self.prog, message)
+
+
+# the flags a sweep sets for each run itself; the Lightning flags are refused (one CPU process per run)
+SWEEP_SETS = ("logdir", "resume")
+
+
+def sweep_flags() -> list[str]:
+    """fit.py's flags that a sweep passes on to every run, each with one or more values."""
+    names = _flag_names(build_parser("fit.py", ""), numpy_only=True)  # the ones both trainers take
+    return ["config", *(name for name in names if name not in SWEEP_SETS)]
+
+
+def parse_sweep_args(argv: Sequence[str] | None = None, prog: str = "sweep.py") -> SweepArgs:
+    """Every combination of the values given, each validated as the trainers validate it, before any run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = sweep_flags()
+    parser = OneLineArgumentParser(
+        prog=prog, description="Train every combination of fit.py flag values with both trainers; "
+        "report each configuration over seeds."
+    )  # fmt: skip
+    for name in names:
+        parser.add_argument(f"--{name}", nargs="+", metavar="VALUE", help=f"values of fit.py's --{name}")
+    parser.add_argument("--trainers", nargs="+", choices=TRAINERS, default=list(TRAINERS), help="which "
+                        "trainers train every combination (default: both)")  # fmt: skip
+    parser.add_argument("--logdir", default="logs", help="where every run is written (default: logs)")
+    parser.add_argument("--jobs", type=int, default=default_jobs(), help="runs at a time (default: "
+                        "the usable CPUs, at most 8)")  # fmt: skip
+    parser.add_argument("--print_commands", action="store_true", help="print one command line per run "
+                        "still to train (for a job array), run nothing")  # fmt: skip
+    parser.add_argument("--summarize", action="store_true", help="report the finished runs, train nothing")
+    try:
+        for arg in argv:
+            name = arg.split("=", 1)[0].removeprefix("--")
+            if arg.startswith("--") and name in {f.name for f in dataclasses.fields(TrainerFlags)}:
+                raise ConfigError(
+                    f"--{name} is a Lightning flag; a sweep trains every Lightning run in one CPU process"
+                )
+        ns = parser.parse_args(argv)
+        if ns.jobs < 1:
+            raise ConfigError(f"--jobs must be an integer >= 1, got {ns.jobs}")
+        if ns.print_commands and ns.summarize:
+            raise ConfigError("--print_commands and --summarize exclude each other: give one")
+        flags = (arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--"))
+        given = list(dict.fromkeys(name for name in flags if name in names))
+        combinations = _combinations(given, ns, prog)
+    except ConfigError as err:
+        fail(prog, str(err))
+    return SweepArgs(
+        combinations=combinations, trainers=tuple(dict.fromkeys(ns.trainers)), logdir=Path(ns.logdir),
+        jobs=ns.jobs, given=tuple(given), print_commands=ns.print_commands, summarize=ns.summarize,
+    )  # fmt: skip
+
+
+def _combinations(given: list[str], ns: argparse.Namespace, prog: str) -> tuple[Combination, ...]:
+    """Each combination parsed by the trainers' own parser (a bad value exits 2 naming the flag)."""
+    seen: dict[tuple, Combination] = {}
+    for values in itertools.product(*(getattr(ns, name) for name in given)):
+        flags = tuple(zip(given, values, strict=True))
+        argv = [arg for name, value in flags for arg in (f"--{name}", value)]
+        hparams = _parse([*argv, "--logdir", ns.logdir], prog, "", numpy_only=True).hp.as_dict()
+        combination = Combination(flags, hparams)
+        key = tuple(sorted(hparams.items()))
+        if key in seen:
+            raise ConfigError(
+                f"{seen[key].label} and {combination.label} are the same run (the same hyperparameters): "
+                "give each value once"
+            )
+        seen[key] = combination
+    return tuple(seen.values())

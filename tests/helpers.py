@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 import time
@@ -77,3 +78,19 @@ def restamp_event_files_into_the_next_second(run_dir: Path) -> None:
         prefix, _, host_and_rest = path.name.partition(".tfevents.")
         host = host_and_rest.split(".", 1)[1].rsplit(".", 2)[0]
         path.rename(path.with_name(f"{prefix}.tfevents.{second}.{host}.99999.99999"))
+
+
+def signal_during_step(monkeypatch, step: int, signum: int) -> None:
+    """Send ``signum`` to this process in the twin's training step ``step`` (1-based), before its update."""
+    from mlp_lightning.numpy_twin import train as twin_train
+
+    calls = []
+    original = twin_train.train_step
+
+    def train_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            os.kill(os.getpid(), signum)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(twin_train, "train_step", train_step)

@@ -11,9 +11,11 @@ from mlp_lightning.analysis.compare import (
     WEIGHT_TOLERANCE,
     compare_runs,
     hparam_differences,
+    within_parity,
 )
 from mlp_lightning.analysis.export import checkpoint_weights, load_npz
 from mlp_lightning.analysis.logged_run import load_run, max_differences
+from mlp_lightning.analysis.statistics import agree_in_distribution
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.core.weights import PARAM_NAMES
@@ -40,6 +42,7 @@ def test_dropout0_runs_log_the_same_metrics_at_every_epoch(dropout0_runs):
     assert ACC_TOLERANCE == 0.0
     np.testing.assert_array_equal(a.scalars[TRAIN_ACC], b.scalars[TRAIN_ACC])
     np.testing.assert_array_equal(a.scalars[VAL_ACC], b.scalars[VAL_ACC])
+    assert within_parity(a, b) == []  # the rule compare.py --check and sweep.py apply
 
 
 def test_dropout0_runs_end_with_the_same_weights(dropout0_runs):
@@ -67,28 +70,10 @@ def twin_dropout_finals(logdir) -> np.ndarray:
     return np.array([final_val(run_numpy(["--seed", str(seed)], logdir)) for seed in DROPOUT_SEEDS])
 
 
-def agree_in_distribution(twin: np.ndarray, lit: np.ndarray) -> tuple[bool, str]:
-    """With dropout on, the two draw different masks, so only the statistics can agree.
-
-    For one seed both trainers share data, initial weights and batch order; only the
-    masks differ. So the paired difference d_s = twin - lightning of the final val
-    loss is mask noise alone, and it must be small beside the across-seed spread of
-    each trainer (everything random changing). Measured over seeds 0-19 (defaults,
-    dropout 0.5): spread 4.7e-3 for both, RMS(d) 1.3e-4 (ratio 0.03). A twin that
-    forgets the 1/(1-p) scaling gives RMS(d) 3.7e-3 (ratio 0.78). Allowed: 0.25,
-    8x above the measured ratio and 3x below that bug. Accuracy: the 160 val points
-    lie far from the boundary, so in all 20 seeds both trainers scored the same;
-    each seed may differ by at most one point.
-    """
-    spread = min(twin[:, 0].std(ddof=1), lit[:, 0].std(ddof=1))
-    ratio = np.sqrt(np.mean((twin[:, 0] - lit[:, 0]) ** 2)) / spread
-    acc_ok = np.all(np.abs(twin[:, 1] - lit[:, 1]) <= 1 / HParams().n_val + 1e-7)
-    detail = f"RMS(d)/spread {ratio:.3f}, accuracies {twin[:, 1]} vs {lit[:, 1]}"
-    return bool(ratio <= 0.25 and acc_ok), detail
-
-
 def test_with_dropout_the_twins_agree_in_distribution_over_seeds(lightning_dropout_finals, tmp_path):
-    ok, detail = agree_in_distribution(twin_dropout_finals(tmp_path), lightning_dropout_finals)
+    ok, detail = agree_in_distribution(
+        twin_dropout_finals(tmp_path), lightning_dropout_finals, HParams().n_val
+    )
     assert ok, detail
 
 
@@ -101,7 +86,9 @@ def test_the_dropout_check_catches_a_twin_without_inverted_scaling(
         return forward(X, params, keep, 0.0, out=out)  # masks, but no 1/(1-p)
 
     monkeypatch.setattr(twin, "forward", unscaled)
-    ok, detail = agree_in_distribution(twin_dropout_finals(tmp_path), lightning_dropout_finals)
+    ok, detail = agree_in_distribution(
+        twin_dropout_finals(tmp_path), lightning_dropout_finals, HParams().n_val
+    )
     assert not ok, detail
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlp_lightning.analysis.logged_run import load_run
 from mlp_lightning.cli import parse_numpy_args
 from mlp_lightning.core.errors import CheckpointError
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
-from tests.helpers import read_scalars, restamp_event_files_into_the_next_second
+from tests.helpers import read_scalars, restamp_event_files_into_the_next_second, signal_during_step
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 steps in all
 SMALL = ("--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
@@ -23,20 +24,6 @@ SMALL = ("--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
 
 def run(logdir: Path, *flags: str) -> int:
     return twin_train.fit(parse_numpy_args(["--logdir", str(logdir), *flags]))
-
-
-def signal_during_step(monkeypatch, step: int, signum: int) -> None:
-    """Deliver ``signum`` to this process inside training step ``step`` (1-based), before its update."""
-    calls = []
-    original = twin_train.train_step
-
-    def train_step(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == step:
-            os.kill(os.getpid(), signum)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(twin_train, "train_step", train_step)
 
 
 def weights(run_dir: Path) -> dict[str, np.ndarray]:
@@ -77,6 +64,7 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     assert run(tmp_path, "--resume") == 0
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars
+    assert len(load_run(run_dir).steps) == 3  # read back as a finished run: its session ended in success
     got = weights(run_dir)
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
     final = load_state(run_dir / "checkpoints" / "last.npz")
@@ -104,6 +92,7 @@ def test_twin_resume_with_the_runs_own_flags_and_config_continues_it(
 
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars
+    assert len(load_run(run_dir).steps) == 3  # read back as a finished run: its session ended in success
     got = weights(run_dir)
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
 

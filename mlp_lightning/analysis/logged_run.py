@@ -55,7 +55,6 @@ def newest_run(logdir: Path, trainer: str) -> Path:
 
 def load_run(path: str | Path) -> Run:
     """Read a run's scalars and HPARAMS session; RunError names what is missing."""
-    from tensorboard.backend.event_processing import event_accumulator as ea
     from tensorboard.plugins.hparams import metadata as hp_metadata
 
     path = Path(path)
@@ -63,16 +62,11 @@ def load_run(path: str | Path) -> Run:
         raise RunError(f"{path}: no such run directory")
     if not any(path.glob("events.out.tfevents.*")):
         raise RunError(f"{path}: no TensorBoard event file here, so not a run (or it never started)")
-    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # a torn last record is reported below
-    acc = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
-    acc.Reload()
+    acc = _accumulator(path)
     tags = acc.Tags()
     if not tags["scalars"] and not tags["tensors"]:
         raise RunError(f"{path}: the event file is empty (the run stopped before logging anything)")
-    try:
-        hp_content = acc.PluginTagToContent(hp_metadata.PLUGIN_NAME)
-    except KeyError:
-        hp_content = {}
+    hp_content = _hparams_content(acc)
     if hp_metadata.SESSION_START_INFO_TAG not in hp_content:
         raise RunError(f"{path}: no HPARAMS session, so its hyperparameters are unknown")
     start = hp_metadata.parse_session_start_info_plugin_data(hp_content[hp_metadata.SESSION_START_INFO_TAG])
@@ -101,6 +95,37 @@ def load_run(path: str | Path) -> Run:
         path=path, hparams=hparams, steps=steps, scalars=scalars, started=acc.FirstEventTimestamp(),
         tags=tuple(sorted(tags["scalars"])),
     )  # fmt: skip
+
+
+def _accumulator(path: Path):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # a torn last record is reported by the caller
+    acc = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+    acc.Reload()
+    return acc
+
+
+def _hparams_content(acc) -> dict:
+    from tensorboard.plugins.hparams import metadata as hp_metadata
+
+    try:
+        return acc.PluginTagToContent(hp_metadata.PLUGIN_NAME)
+    except KeyError:
+        return {}
+
+
+def ended_in_failure(path: str | Path) -> bool:
+    """Whether the run's HPARAMS session ended as failed (diverged or crashed), not stopped to be resumed."""
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import metadata as hp_metadata
+
+    if not any(Path(path).glob("events.out.tfevents.*")):
+        return False
+    end = _hparams_content(_accumulator(Path(path))).get(hp_metadata.SESSION_END_INFO_TAG)
+    if end is None:
+        return False
+    return hp_metadata.parse_session_end_info_plugin_data(end).status == api_pb2.STATUS_FAILURE
 
 
 def _hparam_value(value) -> float | int | str:

@@ -51,7 +51,7 @@ def hparams_session_start(hparams: dict[str, int | float | str], run_name: str) 
 
 
 def hparams_session_end(status: str = "STATUS_SUCCESS") -> Summary:
-    """Ends the session: ``STATUS_SUCCESS``, ``STATUS_FAILURE``, or ``STATUS_RUNNING`` (resumable)."""
+    """Ends the session: ``STATUS_SUCCESS`` or ``STATUS_FAILURE`` (a stopped run, to be resumed, has none)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.hparams import api_pb2
     from tensorboard.plugins.hparams import metadata as hp_metadata

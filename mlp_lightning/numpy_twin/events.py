@@ -40,7 +40,8 @@ class EventWriter:
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
         self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
 
-    def close(self, status: str = "STATUS_SUCCESS") -> None:
-        """End the HPARAMS session with ``status`` and flush the file."""
-        self._add(hparams_session_end(status), step=0)
+    def close(self, status: str | None = "STATUS_SUCCESS") -> None:
+        """End the HPARAMS session with ``status`` (None: leave it open) and flush the file."""
+        if status is not None:
+            self._add(hparams_session_end(status), step=0)
         self._writer.close()

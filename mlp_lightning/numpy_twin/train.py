@@ -178,7 +178,9 @@ def fit(args: RunArgs) -> int:
     try:
         params = train(hp, on_step=bar.update, on_epoch=on_epoch, resume=resume, on_boundary=saver)
     except RunInterrupted:
-        events.close("STATUS_RUNNING")  # not over: its resume writes the end
+        # not over: no session end, as Lightning writes none; TensorBoard keeps the first end a run's
+        # files hold, so one written now would outlast the one its resume writes
+        events.close(None)
         bar.close()  # clears its line: the message starts on a line of its own
         sys.stdout.flush()  # the summaries before it, in a log that takes both streams
         print(stopped_lines(PROG, PROG_PATH, stop.name, saver.saved_at, checkpoint, run_dir), file=sys.stderr)

@@ -1,0 +1,20 @@
+"""Train every combination of fit.py flag values with both trainers, then report: ``sweep.py --help``."""
+
+import sys
+from pathlib import Path
+
+from mlp_lightning.cli import parse_sweep_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_sweep_args(argv)  # every combination validated before anything runs or is written
+    from mlp_lightning.analysis.sweep import print_commands, run_sweep, summarize
+
+    scripts = Path(__file__).resolve().parent
+    if args.print_commands:
+        return print_commands(args, scripts)
+    return summarize(args) if args.summarize else run_sweep(args, scripts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
