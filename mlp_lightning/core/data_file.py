@@ -139,15 +139,15 @@ def _check_points(X: np.ndarray, y: np.ndarray, where: str, csv_rows: bool) -> t
     if len(bad):
         i, j = bad[0]
         raise ConfigError(
-            f"{where}: {row(i)}, column {j + 1}: feature {X[i, j]!r} is not a finite float32 number"
+            f"{where}: {row(i)}, column {j + 1}: feature {_show(X[i, j])} is not a finite float32 number"
         )
     fractional = np.flatnonzero((y != np.round(y)) | ~np.isfinite(y)) if y.dtype.kind == "f" else []
     if len(fractional):
-        raise ConfigError(f"{where}: {row(fractional[0])}: label {y[fractional[0]]!r} is not an integer")
+        raise ConfigError(f"{where}: {row(fractional[0])}: label {_show(y[fractional[0]])} is not an integer")
     negative = np.flatnonzero(y < 0)
     if len(negative):
         raise ConfigError(
-            f"{where}: {row(negative[0])}: label {y[negative[0]]!r} is negative; labels are 0..C-1"
+            f"{where}: {row(negative[0])}: label {_show(y[negative[0]])} is negative; labels are 0..C-1"
         )
     labels = y.astype(np.int64)
     counts = np.bincount(labels)
@@ -160,3 +160,8 @@ def _check_points(X: np.ndarray, y: np.ndarray, where: str, csv_rows: bool) -> t
             f"(the largest label is {len(counts) - 1})"
         )
     return X32, labels
+
+
+def _show(value: np.generic) -> str:
+    """A value as the file would write it: ``-1``, ``0.5``, ``nan``, ``1e+300``."""
+    return repr(int(value)) if isinstance(value, np.integer) else repr(float(value))
