@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,11 @@ from mlp_lightning.core.data import load_splits
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.datasets import make_moons
 from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.seeds import data_rng
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
-from tests.helpers import run_both, run_numpy, run_script
+from mlp_lightning.runs.files import DATA_FLAGS_ADDED, stored_hparams
+from tests.helpers import REPO, run_both, run_numpy, run_script
 
 
 def write_csv(path: Path, X: np.ndarray, y: np.ndarray, header: str = "x1,x2,label") -> Path:
@@ -183,3 +187,28 @@ def test_a_resume_refuses_a_data_file_that_changed(points, tmp_path):
     assert "the file has changed since the run used it" in result.stderr and str(path) in result.stderr
     shutil.copy(tmp_path / "kept.csv", path)  # the same bytes again: the run continues
     assert run_script("baseline_numpy.py", "--resume", str(run_dir), "--max_epochs", "3").returncode == 0
+
+
+def test_a_bad_file_is_refused_without_importing_torch(tmp_path):
+    path = make_file(tmp_path, "ragged.csv", GOOD + "3.0,1\n")
+    probe = (
+        "import sys\nfrom mlp_lightning.cli import parse_fit_args\n"
+        f"try:\n    parse_fit_args(['--data', {str(path)!r}, '--logdir', {str(tmp_path / 'logs')!r}])\n"
+        "except SystemExit:\n    print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_evaluate_refuses_a_data_file_that_changed(points, tmp_path):
+    path = write_csv(tmp_path / "p.csv", *points)
+    run_dir = run_numpy(["--data", str(path), "--max_epochs", "1"], tmp_path / "logs")
+    assert run_script("evaluate.py", str(run_dir)).returncode == 0
+    path.write_text(path.read_text() + "0.0,0.0,1\n")
+    result = run_script("evaluate.py", str(run_dir))
+    assert result.returncode == 2 and "the file has changed since the run used it" in result.stderr
+
+
+def test_a_run_stored_before_the_data_flags_reads_as_blobs(tmp_path):
+    old = {k: v for k, v in HParams().as_dict().items() if k not in DATA_FLAGS_ADDED}
+    assert stored_hparams(old, tmp_path / "old.ckpt") == HParams()
