@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import get_type_hints
 
+from mlp_lightning.analysis.evaluate import DATA_FLAGS
 from mlp_lightning.cli import OneLineArgumentParser
 from mlp_lightning.core.hparams import HParams
 
 PROG = "evaluate.py"
-SET_FLAGS = ("dataset", "n_per_class", "dim", "offset", "num_classes", "noise", "seed", "val_fraction")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--predictions", type=Path, default=None, help="write one CSV row per point: label, predicted, p0..")
     types = {**get_type_hints(HParams), "noise": float}
     fields = {f.name: f for f in dataclasses.fields(HParams)}
-    for name in SET_FLAGS:
+    for name in DATA_FLAGS:
         add(
             f"--{name}",
             type=types[name],
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlp_lightning.core.errors import ConfigError, fail
     from mlp_lightning.core.report import val_line
 
-    given = {name: getattr(args, name) for name in SET_FLAGS if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
     try:
         model = locate(args.target)
         X, y, what = evaluation_points(model, args.data, given)

@@ -9,6 +9,7 @@ from mlp_lightning.analysis.compare import LOSS_TOLERANCE
 from mlp_lightning.analysis.logged_run import load_run, max_differences
 from mlp_lightning.cli import parse_numpy_args
 from mlp_lightning.core.data import load_splits, make_blobs, make_points
+from mlp_lightning.core.datasets import SPIRAL_SWEEP
 from mlp_lightning.core.hparams import DATASETS, DEFAULT_NOISE, DOCUMENTED_SETTINGS, HParams, validate
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.numpy_twin.train import train
@@ -53,7 +54,10 @@ def test_circles_and_spirals_take_one_ring_or_arm_per_class(dataset):
     radius = np.linalg.norm(X, axis=1)
     if dataset == "circles":  # ring k has radius k + 1
         np.testing.assert_allclose(radius, y + 1.0, rtol=1e-6)
-    else:  # arm k starts at angle 2*pi*k/C, so the arms' points differ in angle at equal radius
+    else:  # arm k: angle 2*pi*k/C + SPIRAL_SWEEP * radius, radius in [0, 1]
+        angle = np.arctan2(X[:, 0], X[:, 1])
+        offset = np.angle(np.exp(1j * (angle - SPIRAL_SWEEP * radius - 2 * np.pi * y / 4)))  # wrapped
+        np.testing.assert_allclose(offset, 0.0, atol=1e-5)
         assert radius.max() <= 1.0
 
 
