@@ -18,7 +18,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from mlp_lightning.core.data import BatchOrder, load_splits  # noqa: E402
-from mlp_lightning.core.hparams import HParams  # noqa: E402
+from mlp_lightning.core.hparams import HParams, flag_names  # noqa: E402
 from mlp_lightning.core.report import epoch_line, should_report  # noqa: E402
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS  # noqa: E402
 from mlp_lightning.core.weights import init_weights  # noqa: E402
@@ -27,8 +27,10 @@ from mlp_lightning.lightning.model import TwoLayerMLP  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, value in HParams().as_dict().items():
-        parser.add_argument(f"--{name}", type=type(value), default=value)
+    defaults = HParams()
+    for name in flag_names():  # --noise absent: the set's own (None); a --data file is cli.py's to read
+        value = getattr(defaults, name)
+        parser.add_argument(f"--{name}", type=type(value), default=None if name == "noise" else value)
     hp = HParams(**vars(parser.parse_args(argv)))
 
     torch.manual_seed(hp.seed)

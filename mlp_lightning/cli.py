@@ -21,8 +21,9 @@ from typing import NoReturn, Optional, get_type_hints
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
+from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError, fail
-from mlp_lightning.core.hparams import HParams, validate
+from mlp_lightning.core.hparams import DATA_FILE, HParams, flag_names, validate
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
@@ -44,6 +45,8 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of flag: value")
     hp_types = get_type_hints(HParams)
     for f in dataclasses.fields(HParams):
+        if f.metadata["derived"]:
+            continue
         parser.add_argument(f"--{f.name}", type=hp_types[f.name], default=f.default, help=f.metadata["help"])
     parser.add_argument("--logdir", type=str, default="logs", help="where runs are written")
     parser.add_argument(
@@ -87,7 +90,9 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
             if suggestion is None:
                 raise
             raise ConfigError(suggestion) from None
-        hp = validate(HParams(**{f.name: ns[f.name] for f in dataclasses.fields(HParams)}))
+        # a resume compares the hyperparameters given here with the ones its checkpoint stores
+        given = given_flags(argv, ns)
+        hp = validate(with_data_file(HParams(**{name: ns[name] for name in flag_names()}), given))
         trainer = validate_trainer(
             TrainerFlags(**{f.name: ns[f.name] for f in dataclasses.fields(TrainerFlags)})
         )
@@ -99,8 +104,6 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
             raise ConfigError(
                 f"--checkpoint_every_n_steps must be an integer >= 0, got {ns.checkpoint_every_n_steps!r}"
             )
-        # a resume compares the hyperparameters given here with the ones its checkpoint stores
-        given = given_flags(argv, ns)
     except ConfigError as err:
         fail(prog, str(err))
     except ArgumentError as err:
@@ -108,6 +111,31 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
     return RunArgs(
         hp=hp, trainer=trainer, logdir=logdir, resume=ns.resume,
         checkpoint_every_n_steps=ns.checkpoint_every_n_steps, given=given,
+    )  # fmt: skip
+
+
+# flags that shape a generated set: a --data file has its own points
+_GENERATED_ONLY = ("dataset", "n_per_class", "offset", "noise")
+
+
+def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
+    """``hp`` with what ``--data`` gives: the file read and checked, its dim, classes, size and sha256.
+
+    The file decides --dim and --num_classes: a different value given for either is refused, as is
+    a flag that only shapes a generated set.
+    """
+    if not hp.data:
+        return hp
+    points = read_data_file(hp.data)
+    for name in _GENERATED_ONLY:
+        if name in given:
+            raise ConfigError(f"--{name} shapes a generated set; --data {hp.data} brings its own points")
+    for name, value in (("dim", points.X.shape[1]), ("num_classes", points.num_classes)):
+        if name in given and getattr(hp, name) != value:
+            raise ConfigError(f"--{name} {getattr(hp, name)} contradicts --data {hp.data}, which has {value}")
+    return dataclasses.replace(
+        hp, dataset=DATA_FILE, noise=None, data=str(points.path), data_sha256=points.sha256,
+        data_points=len(points.X), dim=points.X.shape[1], num_classes=points.num_classes,
     )  # fmt: skip
 
 

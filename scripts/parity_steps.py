@@ -12,10 +12,10 @@ import dataclasses
 import sys
 from typing import NoReturn, get_type_hints
 
-from mlp_lightning.cli import OneLineArgumentParser
+from mlp_lightning.cli import OneLineArgumentParser, with_data_file
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.errors import fail as cli_fail
-from mlp_lightning.core.hparams import HParams, validate
+from mlp_lightning.core.hparams import HParams, flag_names, validate
 
 PROG = "parity_steps.py"
 
@@ -26,8 +26,10 @@ def fail(message: str) -> NoReturn:
 
 def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
     parser = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    types = get_type_hints(HParams)
+    types = {**get_type_hints(HParams), "noise": float}  # a given --noise is a number; absent, the set's own
     for f in dataclasses.fields(HParams):
+        if f.name not in flag_names():
+            continue
         default, help_text = f.default, f.metadata["help"]
         if f.name == "dropout":  # the trainers draw different masks: only 0 compares step by step
             default, help_text = 0.0, "must be 0 here (the default)"
@@ -43,7 +45,8 @@ def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
     if ns.tolerance is not None and not ns.tolerance > 0:
         fail(f"--tolerance must be a number > 0, got {ns.tolerance}")
     try:
-        hp = validate(HParams(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(HParams)}))
+        given = frozenset(a[2:].split("=", 1)[0] for a in (argv or sys.argv[1:]) if a.startswith("--"))
+        hp = validate(with_data_file(HParams(**{name: getattr(ns, name) for name in flag_names()}), given))
         if hp.dropout != 0:
             raise ConfigError(
                 f"--dropout must be 0 for step parity (the trainers draw different masks), got {hp.dropout}"

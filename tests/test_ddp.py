@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mlp_lightning.core.data import BatchOrder, load_splits, shard
-from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.hparams import HParams, flag_names
 from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS, epoch_end_step
 from mlp_lightning.core.weights import PARAM_NAMES
 from mlp_lightning.lightning.model import TwoLayerMLP
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # two fresh interpreters that import lightning: ~
 # DDP step is the single-process step on the global batch) and 11 val, split 5 / 6 between
 # the ranks, so a mean of per-rank means would differ from the true mean over all 11.
 HP = HParams(num_classes=3, n_per_class=25, val_fraction=0.15, batch_size=16, dropout=0.0, max_epochs=2)
-FLAGS = [f"--{k}={v}" for k, v in HP.as_dict().items() if k != "batch_size"]
+FLAGS = [f"--{k}={getattr(HP, k)}" for k in flag_names() if k != "batch_size"]
 
 
 def only_run_dir(logdir: Path) -> Path:

@@ -18,7 +18,7 @@ from mlp_lightning.analysis.logged_run import Run
 from mlp_lightning.analysis.sweep import print_commands, run_sweep
 from mlp_lightning.analysis.sweep_report import FIGURE, Configuration, configurations, labels, verdict
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args, parse_sweep_args, sweep_flags
-from mlp_lightning.core.hparams import hparam_names
+from mlp_lightning.core.hparams import flag_names
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, VAL_ACC, VAL_LOSS
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.runs.args import TrainerFlags
@@ -235,7 +235,7 @@ def test_runs_are_grouped_by_every_stored_hyperparameter_but_the_seed(tmp_path):
 
 def test_the_sweep_takes_every_flag_both_trainers_take_from_their_shared_definitions():
     flags = set(sweep_flags())
-    assert set(hparam_names()) | {"config", "checkpoint_every_n_steps"} <= flags
+    assert set(flag_names()) | {"config", "checkpoint_every_n_steps"} <= flags
     assert not ({f.name for f in dataclasses.fields(TrainerFlags)} | {"logdir", "resume"}) & flags
 
 

@@ -26,10 +26,14 @@ GRID_POINTS = 200  # per axis of the decision-boundary grid
 
 
 def decision_grid(
-    weights: dict[str, np.ndarray], forward: Forward, X: np.ndarray, margin: float = 1.0
+    weights: dict[str, np.ndarray], forward: Forward, X: np.ndarray, margin: float = 0.15
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xx, yy (G, G) spanning ``X`` plus ``margin``, and the predicted class at each point (G, G)."""
-    lo, hi = X.min(axis=0) - margin, X.max(axis=0) + margin
+    """xx, yy (G, G) spanning ``X`` plus ``margin`` of its extent each side, and the predicted class (G, G).
+
+    The margin is relative, so a set of any scale (blobs, unit-radius spirals, a user's file) fills the panel.
+    """
+    pad = margin * np.maximum(X.max(axis=0) - X.min(axis=0), 1e-6)  # (2,)
+    lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
     xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], GRID_POINTS), np.linspace(lo[1], hi[1], GRID_POINTS))
     points = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(weights["W1"].dtype)  # (G*G, 2)
     return xx, yy, forward(weights, points).argmax(axis=1).reshape(xx.shape)
@@ -112,12 +116,16 @@ def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:
 
 def _boundary_panel(ax, run: Run, weights: dict, forward: Forward, X: np.ndarray, y: np.ndarray) -> None:
     xx, yy, grid_pred = decision_grid(weights, forward, X)
+    from matplotlib.colors import ListedColormap
+
     n_classes = weights["b2"].shape[0]
+    # two classes: blue and red as in the notebook; more: one distinct colour each (tab10, then repeats)
+    cmap = "coolwarm" if n_classes == 2 else ListedColormap([f"C{k % 10}" for k in range(n_classes)])
     levels = np.arange(n_classes + 1) - 0.5
-    ax.contourf(xx, yy, grid_pred, levels=levels, cmap="coolwarm", alpha=0.3)
+    ax.contourf(xx, yy, grid_pred, levels=levels, cmap=cmap, alpha=0.3)
     pred = forward(weights, X.astype(weights["W1"].dtype)).argmax(axis=1)
     wrong = pred != y
-    ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm", vmin=0, vmax=n_classes - 1, s=12, edgecolors="none")
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=0, vmax=n_classes - 1, s=12, edgecolors="none")
     ax.scatter(X[wrong, 0], X[wrong, 1], facecolors="none", edgecolors="black", s=40, label="misclassified")
     ax.set(xlabel="x1", ylabel="x2", title=f"{run.name}: val acc {np.mean(~wrong):.3f} ({wrong.sum()} wrong)")
     if wrong.any():

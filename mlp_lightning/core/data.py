@@ -1,7 +1,7 @@
-"""The blob data and the order batches are drawn in, in pure NumPy.
+"""The run's points (blobs, a toy set or a --data file) and the order batches are drawn in, in NumPy.
 
-Both trainers take their data and batch order from here, so they see the same
-points in the same order. No torch: the NumPy twin imports this module.
+Both trainers take their data and batch order from here (``load_splits``), so they see
+the same points in the same order. No torch: the NumPy twin imports this module.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from mlp_lightning.core.data_file import read_data_file
+from mlp_lightning.core.datasets import make_circles, make_moons, make_spirals
 from mlp_lightning.core.hparams import train_size
 from mlp_lightning.core.seeds import batch_order_rng, data_rng
 
@@ -34,9 +36,9 @@ _DRAW_VALUES = 1 << 20
 
 
 def make_blobs(
-    n_per_class: int, dim: int, offset: float, num_classes: int, seed: int
+    n_per_class: int, dim: int, offset: float, num_classes: int, seed: int, scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blobs (unit variance), shuffled: X (N, dim) float32, y (N,) int64.
+    """Gaussian blobs (standard deviation ``scale``), shuffled: X (N, dim) float32, y (N,) int64.
 
     With num_classes=2 this makes the same RNG calls in the same order as the
     notebook's ``make_blobs(n_per_class, dim, offset, seed)`` and returns its arrays
@@ -51,21 +53,21 @@ def make_blobs(
     rng = data_rng(seed)
     n_total = n_per_class * num_classes
     ahead = copy.deepcopy(rng)
-    for _ in _draw_blobs(ahead, n_per_class, dim, offset, num_classes):
+    for _ in _draw_blobs(ahead, n_per_class, dim, offset, num_classes, scale):
         pass
     idx = ahead.permutation(n_total)  # shuffled position i holds stacked row idx[i]
     where = np.empty(n_total, dtype=np.int64)
     where[idx] = np.arange(n_total)  # stacked row j goes to shuffled position where[j]
 
     X = np.empty((n_total, dim), dtype=np.float32)
-    for rows, draws in _draw_blobs(rng, n_per_class, dim, offset, num_classes):
+    for rows, draws in _draw_blobs(rng, n_per_class, dim, offset, num_classes, scale):
         X[where[rows]] = draws  # float64 -> float32 rounds as the notebook's astype does
     y = np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)[idx]
     return X, y
 
 
 def _draw_blobs(
-    rng: np.random.Generator, n_per_class: int, dim: int, offset: float, num_classes: int
+    rng: np.random.Generator, n_per_class: int, dim: int, offset: float, num_classes: int, scale: float
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yields (stacked rows, float64 draws) for every class in order, in bounded chunks."""
     chunk = max(1, _DRAW_VALUES // max(dim, 1))
@@ -73,7 +75,7 @@ def _draw_blobs(
         for start in range(0, n_per_class, chunk):
             stop = min(start + chunk, n_per_class)
             # the notebook passes a Python float loc; keep that type so the draws match
-            draws = rng.normal(loc=float(center), scale=1.0, size=(stop - start, dim))
+            draws = rng.normal(loc=float(center), scale=float(scale), size=(stop - start, dim))
             yield slice(k * n_per_class + start, k * n_per_class + stop), draws
 
 
@@ -85,9 +87,27 @@ def split_train_val(
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 
 
+def make_points(hp) -> tuple[np.ndarray, np.ndarray]:
+    """All of a run's points, shuffled by its seed: X (N, dim) float32, y (N,) int64.
+
+    A --data file is read again and refused (ConfigError) if its bytes changed since the run began.
+    """
+    if hp.data:
+        points = read_data_file(hp.data, expected_sha256=hp.data_sha256)
+        idx = data_rng(hp.seed).permutation(len(points.X))  # shuffled once, like the generated sets
+        return points.X[idx], points.y[idx]
+    if hp.dataset == "moons":
+        return make_moons(hp.n_per_class, hp.noise, hp.seed)
+    if hp.dataset == "circles":
+        return make_circles(hp.n_per_class, hp.num_classes, hp.noise, hp.seed)
+    if hp.dataset == "spirals":
+        return make_spirals(hp.n_per_class, hp.num_classes, hp.noise, hp.seed)
+    return make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed, hp.noise)
+
+
 def load_splits(hp) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Xtr, ytr, Xva, yva for an ``HParams``."""
-    X, y = make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed)
+    X, y = make_points(hp)
     return split_train_val(X, y, hp.val_fraction)
 
 

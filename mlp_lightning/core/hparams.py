@@ -11,12 +11,33 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 from mlp_lightning.core.errors import ConfigError
 
+# the generated sets (--dataset); a run on a --data file records DATA_FILE as its dataset
+DATASETS = ("blobs", "moons", "circles", "spirals")
+DATA_FILE = "file"
+# --noise when it is not given: the standard deviation of each set's Gaussian noise (blobs: the
+# notebook's unit variance; moons: absolute, as scikit-learn's make_moons; circles: radial, rings
+# 1 apart; spirals: on the angle in radians, as CS231n's spiral)
+DEFAULT_NOISE = {"blobs": 1.0, "moons": 0.1, "circles": 0.2, "spirals": 0.2, DATA_FILE: 0.0}
+# classes a set allows (None: any >= 2) and the dimension it has (None: any --dim)
+DATASET_CLASSES = {"blobs": None, "moons": 2, "circles": None, "spirals": None}
+DATASET_DIM = {"blobs": None, "moons": 2, "circles": 2, "spirals": 2}
+# the settings (beside the defaults) at which the default-size MLP learns each set to >= 0.95 val
+# accuracy with either trainer; docs/data.md gives the measured figures, tests/test_datasets.py checks
+DOCUMENTED_SETTINGS = {
+    "blobs": {},
+    "moons": {"max_epochs": 100, "lr": 1.0},
+    "circles": {"max_epochs": 60, "lr": 0.3},
+    "spirals": {"max_epochs": 200, "lr": 1.0},
+}
 
-def _help(text: str) -> dict:
-    return {"help": text}
+
+def _help(text: str, derived: bool = False) -> dict:
+    # a derived field is filled in from --data, never given as a flag
+    return {"help": text, "derived": derived}
 
 
 @dataclass(frozen=True)
@@ -35,13 +56,26 @@ class HParams:
     weight_decay: float = field(default=1e-4, metadata=_help("L2 penalty on W1 and W2 (not the biases)"))
     max_epochs: int = field(default=30, metadata=_help("training epochs"))
     seed: int = field(default=42, metadata=_help("one seed for data, weights, batch order and dropout"))
+    dataset: str = field(default="blobs", metadata=_help(f"the generated set: {', '.join(DATASETS)}"))
+    noise: Optional[float] = field(  # noqa: UP045 (jsonargparse reads the annotation)
+        default=None,
+        metadata=_help("std of the set's Gaussian noise (default: the set's own, see docs/data.md)"),
+    )
+    data: str = field(default="", metadata=_help("train on a .npz (X, y) or .csv (header, label last) file"))
+    data_sha256: str = field(default="", metadata=_help("sha256 of the --data file", derived=True))
+    data_points: int = field(default=0, metadata=_help("points in the --data file", derived=True))
+
+    def __post_init__(self) -> None:
+        # no --noise: the set's own (an unknown set keeps None; validate() refuses it)
+        if self.noise is None and self.dataset in DEFAULT_NOISE:
+            object.__setattr__(self, "noise", DEFAULT_NOISE[self.dataset])
 
     def as_dict(self) -> dict[str, int | float]:
         return dataclasses.asdict(self)
 
     @property
     def n_total(self) -> int:
-        return self.n_per_class * self.num_classes
+        return self.data_points if self.data else self.n_per_class * self.num_classes
 
     @property
     def n_train(self) -> int:
@@ -62,6 +96,11 @@ def hparam_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(HParams))
 
 
+def flag_names() -> tuple[str, ...]:
+    """The hyperparameters a user sets (the derived ones come from the --data file)."""
+    return tuple(f.name for f in dataclasses.fields(HParams) if not f.metadata["derived"])
+
+
 def validate(hp: HParams) -> HParams:
     """Raise ConfigError naming the first flag whose value is not allowed."""
     for name in ("n_per_class", "dim", "batch_size", "hidden_dim", "max_epochs"):
@@ -78,12 +117,30 @@ def validate(hp: HParams) -> HParams:
         hp.weight_decay,
     )
     _require("val_fraction", 0.0 < hp.val_fraction < 1.0, "in (0, 1)", hp.val_fraction)
+    _validate_dataset(hp)
     if hp.n_train < 1 or hp.n_val < 1:
         raise ConfigError(
             f"--val_fraction {hp.val_fraction} leaves an empty split of {hp.n_total} points "
             f"({hp.n_train} train, {hp.n_val} val); both splits need at least one point"
         )
     return hp
+
+
+def _validate_dataset(hp: HParams) -> None:
+    if hp.data:  # what the file gives was checked when it was read (core/data_file.py)
+        _require("dataset", hp.dataset == DATA_FILE, f"{DATA_FILE!r} for a --data run", hp.dataset)
+        _require("data_points", hp.data_points >= 1, "a positive integer", hp.data_points)
+        return
+    _require("dataset", hp.dataset in DATASETS, f"one of {', '.join(DATASETS)}", hp.dataset)
+    _require("noise", math.isfinite(hp.noise) and hp.noise >= 0, "a finite number >= 0", hp.noise)
+    classes, dim = DATASET_CLASSES[hp.dataset], DATASET_DIM[hp.dataset]
+    if classes is not None and hp.num_classes != classes:
+        raise ConfigError(
+            f"--dataset {hp.dataset} has {classes} classes: "
+            f"--num_classes must be {classes}, got {hp.num_classes}"
+        )
+    if dim is not None and hp.dim != dim:
+        raise ConfigError(f"--dataset {hp.dataset} is {dim}-D: --dim must be {dim}, got {hp.dim}")
 
 
 def _require(name: str, ok: bool, allowed: str, value: object) -> None:

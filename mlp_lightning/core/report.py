@@ -40,12 +40,17 @@ def should_report(epoch: int, max_epochs: int) -> bool:
     return epoch == 1 or epoch % 5 == 0 or epoch == max_epochs
 
 
+def val_line(loss: float, acc: float) -> str:
+    """``val loss 0.0681 acc 1.000``: the summaries' validation part, and what evaluate.py prints."""
+    return f"val loss {loss:.4f} acc {acc:.3f}"
+
+
 def epoch_line(epoch: int, metrics: dict[str, float]) -> str:
     """``epoch 05 | train loss 0.0813 acc 0.994 | val loss 0.0681 acc 1.000`` (1-based epoch)."""
     return (
         f"epoch {epoch:02d} | "
         f"train loss {metrics[TRAIN_LOSS]:.4f} acc {metrics[TRAIN_ACC]:.3f} | "
-        f"val loss {metrics[VAL_LOSS]:.4f} acc {metrics[VAL_ACC]:.3f}"
+        f"{val_line(metrics[VAL_LOSS], metrics[VAL_ACC])}"
     )
 
 
@@ -53,7 +58,7 @@ def final_report(metrics: dict[str, float], run_dir: Path, logdir: Path, wall_s:
     return "\n".join(
         [
             f"final    | train loss {metrics[TRAIN_LOSS]:.4f} acc {metrics[TRAIN_ACC]:.3f} | "
-            f"val loss {metrics[VAL_LOSS]:.4f} acc {metrics[VAL_ACC]:.3f}",
+            f"{val_line(metrics[VAL_LOSS], metrics[VAL_ACC])}",
             f"trained in {wall_s:.1f} s; run directory: {run_dir}",
             f"open it with: tensorboard --logdir {logdir}",
         ]

@@ -1,4 +1,4 @@
-"""The blob data as a LightningDataModule, with a light in-memory batch loader."""
+"""The run's points (blobs, a toy set or a --data file) as a LightningDataModule, with an in-memory loader."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ from collections.abc import Iterator, Sequence
 import lightning as L
 import torch
 
-from mlp_lightning.core.data import BatchOrder, eval_chunks, make_blobs, shard, split_train_val
+from mlp_lightning.core.data import BatchOrder, eval_chunks, load_splits, shard
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import HParams
+
+# the hyperparameters that decide the points, the split and the batches
+DATA_HPARAMS = (
+    "n_per_class", "dim", "offset", "num_classes", "val_fraction", "batch_size", "seed",
+    "dataset", "noise", "data", "data_sha256", "data_points",
+)  # fmt: skip
 
 
 def check_world_size(n_train: int, n_val: int, world_size: int) -> None:
@@ -62,7 +68,7 @@ class TensorBatches:
 
 
 class BlobDataModule(L.LightningDataModule):
-    """Gaussian blobs, split train/val; train reshuffled per epoch by ``(seed, epoch)``."""
+    """The run's points (``core.data.load_splits``), split; train reshuffled by ``(seed, epoch)``."""
 
     def __init__(
         self,
@@ -73,6 +79,11 @@ class BlobDataModule(L.LightningDataModule):
         val_fraction: float = HParams.val_fraction,
         batch_size: int = HParams.batch_size,
         seed: int = HParams.seed,
+        dataset: str = HParams.dataset,
+        noise: float | None = None,
+        data: str = HParams.data,
+        data_sha256: str = HParams.data_sha256,
+        data_points: int = HParams.data_points,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -80,15 +91,11 @@ class BlobDataModule(L.LightningDataModule):
     @classmethod
     def from_hparams(cls, hp: HParams) -> BlobDataModule:
         """The data module for the data part of the shared hyperparameters."""
-        return cls(
-            n_per_class=hp.n_per_class, dim=hp.dim, offset=hp.offset, num_classes=hp.num_classes,
-            val_fraction=hp.val_fraction, batch_size=hp.batch_size, seed=hp.seed,
-        )  # fmt: skip
+        return cls(**{name: getattr(hp, name) for name in DATA_HPARAMS})
 
     def setup(self, stage: str | None = None) -> None:
-        hp = self.hparams
-        X, y = make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed)
-        Xtr, ytr, Xva, yva = split_train_val(X, y, hp.val_fraction)
+        hp = HParams(**{name: self.hparams[name] for name in DATA_HPARAMS})
+        Xtr, ytr, Xva, yva = load_splits(hp)
         self.x_train, self.y_train = torch.from_numpy(Xtr), torch.from_numpy(ytr)
         self.x_val, self.y_val = torch.from_numpy(Xva), torch.from_numpy(yva)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from mlp_lightning.core.errors import CheckpointError, ConfigError
 from mlp_lightning.core.hparams import HParams, hparam_names, validate
 
+DATA_FLAGS_ADDED = ("dataset", "noise", "data", "data_sha256", "data_points")
+
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
@@ -56,6 +58,8 @@ def stored_hparams(stored: object, path: Path) -> HParams:
         raise CheckpointError(
             f"checkpoint {str(path)!r} stores its hyperparameters as a {type(stored).__name__}"
         )
+    # a run from before the data flags trained on blobs: their defaults say so
+    stored = {**{name: getattr(HParams(), name) for name in DATA_FLAGS_ADDED}, **stored}
     missing = sorted(set(hparam_names()) - set(stored))
     unknown = sorted(set(stored) - set(hparam_names()))
     if missing or unknown:

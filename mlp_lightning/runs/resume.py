@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlp_lightning.core.errors import ResumeError
+from mlp_lightning.core.data_file import read_data_file
+from mlp_lightning.core.errors import ConfigError, ResumeError
 from mlp_lightning.core.hparams import HParams, hparam_names
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, VERSION, run_name, versions
 
@@ -79,8 +80,14 @@ def resumed_hparams(
     The one rule for both trainers. A hyperparameter flag given beside ``--resume`` (on the
     command line or in a ``--config``) is accepted when its value equals the stored one, compared
     as numbers (``--lr 0.10`` is 0.1); one that differs is refused, naming both values. Only
-    ``--max_epochs`` may change, to extend the run (not below the epochs it has trained).
+    ``--max_epochs`` may change, to extend the run (not below the epochs it has trained). A run on
+    a ``--data`` file needs that file unchanged.
     """
+    if stored.data:
+        try:
+            read_data_file(stored.data, expected_sha256=stored.data_sha256)
+        except ConfigError as err:
+            raise ResumeError(f"--resume {str(run_dir)!r}: {err}") from None
     given = set(given)
     for name in hparam_names():
         if name in given and name not in RESUME_MAY_CHANGE:
