@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import difflib
 import re
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,7 @@ def parse_numpy_args(argv: Sequence[str] | None = None, prog: str = "baseline_nu
 
 
 def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: bool) -> RunArgs:
+    script = sys.argv[0] if argv is None else f"scripts/{prog}"
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog, description)
     try:
@@ -106,7 +108,13 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
     return RunArgs(
         hp=hp, trainer=trainer, logdir=logdir, resume=ns.resume,
         checkpoint_every_n_steps=ns.checkpoint_every_n_steps, given=given,
+        command=shlex.join(["python", script, *argv]), config_yaml=printed_config(parser, ns),
     )  # fmt: skip
+
+
+def printed_config(parser: ArgumentParser, ns) -> str:
+    """The YAML ``--print_config`` prints for ``ns``: every flag, unset ones as null."""
+    return parser.dump(ns, skip_unset=False)
 
 
 def given_flags(argv: Sequence[str], ns) -> frozenset[str]:
