@@ -15,7 +15,7 @@ from mlp_lightning.cli import parse_numpy_args
 from mlp_lightning.core.errors import CheckpointError
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
-from tests.helpers import read_scalars, restamp_event_files_into_the_next_second
+from tests.helpers import metrics_csv_scalars, read_scalars, restamp_event_files_into_the_next_second
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 steps in all
 SMALL = ("--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
@@ -77,6 +77,7 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     assert run(tmp_path, "--resume") == 0
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars
+    assert metrics_csv_scalars(run_dir) == ref_scalars  # one row per epoch, none twice
     got = weights(run_dir)
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
     final = load_state(run_dir / "checkpoints" / "last.npz")
@@ -104,6 +105,7 @@ def test_twin_resume_with_the_runs_own_flags_and_config_continues_it(
 
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars
+    assert metrics_csv_scalars(run_dir) == ref_scalars  # one row per epoch, none twice
     got = weights(run_dir)
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
 
