@@ -14,6 +14,8 @@ its ``add_image`` re-encodes through PIL. Global rank 0 writes everything.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -34,17 +36,20 @@ from mlp_lightning.lightning.callbacks import epoch_metrics
 from mlp_lightning.runs.metrics_csv import MetricsCsv
 
 
-def model_predict(trainer: L.Trainer, pl_module: L.LightningModule, points: np.ndarray) -> np.ndarray:
-    """The class ``pl_module`` predicts for each of ``points`` (N, D): eval mode, the run's precision.
+def model_predict(
+    pl_module: L.LightningModule, points: np.ndarray, forward_context: Callable = contextlib.nullcontext
+) -> np.ndarray:
+    """The class ``pl_module`` predicts for each of ``points`` (N, D), in eval mode.
 
-    Eval mode draws no dropout mask, so the training's random stream is left as it was.
+    Eval mode draws no dropout mask, so the training's random stream is left as it was;
+    ``forward_context`` is the run's precision (``trainer.precision_plugin.forward_context``).
     """
     weight = pl_module.model.W1
     x = torch.from_numpy(points).to(weight.device, weight.dtype)
     was_training = pl_module.training
     pl_module.eval()
     try:
-        with torch.no_grad(), trainer.precision_plugin.forward_context():
+        with torch.no_grad(), forward_context():
             return pl_module(x).argmax(dim=1).cpu().numpy()
     finally:
         pl_module.train(was_training)
@@ -98,5 +103,6 @@ class RunRecord(L.Callback):
             and self.val_data is not None
             and should_report(epoch + 1, trainer.max_epochs)
         ):
-            png = boundary_png(lambda points: model_predict(trainer, pl_module, points), *self.val_data)
+            context = trainer.precision_plugin.forward_context
+            png = boundary_png(lambda points: model_predict(pl_module, points, context), *self.val_data)
             experiment.file_writer.add_summary(image_summary(png, IMAGE_SIZE, IMAGE_SIZE), step)
