@@ -12,8 +12,7 @@ from mlp_lightning.core.boundary_image import (
     CELL_PIXELS,
     IMAGE_SIZE,
     PALETTE,
-    boundary_pixels,
-    boundary_png,
+    BoundaryImage,
     encode_png,
     image_palette,
 )
@@ -47,7 +46,7 @@ def test_the_image_colours_each_region_by_its_prediction_and_rings_only_the_misc
     def right_half_is_class_1(points: np.ndarray) -> np.ndarray:
         return (points[:, 0] > 0).astype(np.intp)
 
-    rgb = decode(boundary_png(right_half_is_class_1, X, y))
+    rgb = decode(BoundaryImage(X, y).png(right_half_is_class_1))
     assert rgb.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
     regions, points, ring = image_palette()[:10], PALETTE, image_palette()[-1]
     assert (rgb[0, 0] == regions[0]).all() and (rgb[-1, -1] == regions[1]).all()  # left: 0, right: 1
@@ -66,17 +65,18 @@ def test_both_trainers_draw_the_same_image_for_the_same_weights():
     params = train(hp)  # part-trained: the boundary runs between the blobs
     *_, Xva, yva = load_splits(hp)
     buffers = empty_cache(EVAL_CHUNK, hp.dim, hp.hidden_dim, grad=False)
-    twin_png = boundary_png(lambda points: predict(params, points, buffers), Xva, yva)
+    image = BoundaryImage(Xva, yva)
+    twin_png = image.png(lambda points: predict(params, points, buffers))
 
     module = MLPClassifier.from_hparams(hp)
     with torch.no_grad():
         for name in PARAM_NAMES:
             getattr(module.model, name).copy_(torch.from_numpy(params[name]))
     module.train()  # as during fit: the prediction must switch to eval mode and back
-    lightning_png = boundary_png(lambda points: model_predict(module, points), Xva, yva)
+    lightning_png = image.png(lambda points: model_predict(module, points))
     assert module.training
     assert lightning_png == twin_png
-    pixels = boundary_pixels(lambda points: predict(params, points, buffers), Xva, yva)
+    pixels = image.pixels(lambda points: predict(params, points, buffers))
     cells = pixels[::CELL_PIXELS, ::CELL_PIXELS]
     assert set(np.unique(cells)) >= {0, 1}  # both regions are in the picture
 

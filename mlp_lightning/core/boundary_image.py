@@ -7,7 +7,7 @@ margin), pale; each validation point in its true class's colour; a black ring ar
 each one the model gets wrong. Row 0 is the top of the plane (largest ``x2``).
 
 Each trainer passes its own ``predict`` (its model, eval mode), so the image shows what
-that trainer's model computes; the grid and the drawing are shared.
+that trainer's model computes; the grid and the drawing are shared (``BoundaryImage``).
 """
 
 from __future__ import annotations
@@ -54,54 +54,52 @@ def grid_axes(
     return np.linspace(lo[0], hi[0], cells), np.linspace(lo[1], hi[1], cells)
 
 
-def grid_points(X: np.ndarray) -> np.ndarray:
-    """The image's grid as points (GRID_CELLS**2, 2) float32, row by row from the top of the plane."""
-    xs, ys = grid_axes(X)
-    xx, yy = np.meshgrid(xs, ys[::-1])
-    return np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
+class BoundaryImage:
+    """The image of one validation split (``X`` (N, 2), labels ``y`` (N,)); ``png(predict)`` per epoch.
+
+    What does not change between epochs (the grid, where each point is drawn, the
+    palette) is computed once, here.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        xs, ys = grid_axes(X)
+        xx, yy = np.meshgrid(xs, ys[::-1])  # row 0: the top of the plane
+        self.grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)  # (G*G, 2)
+        self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.y = np.asarray(y)
+        span = IMAGE_SIZE - 1
+        cols = np.rint((X[:, 0] - xs[0]) / (xs[-1] - xs[0]) * span).astype(np.intp)
+        rows = np.rint((ys[-1] - X[:, 1]) / (ys[-1] - ys[0]) * span).astype(np.intp)
+        self._discs = _stamps(rows, cols, 0.0, POINT_RADIUS)  # (N, K) flat pixel indices, -1: outside
+        self._rings = _stamps(rows, cols, *RING_RADII)
+        self._disc_colors = np.broadcast_to((_POINT + self.y % len(PALETTE))[:, None], self._discs.shape)
+        self.palette = image_palette()
+
+    def pixels(self, predict: Predict) -> np.ndarray:
+        """The image as (IMAGE_SIZE, IMAGE_SIZE) uint8 indices into ``image_palette()``."""
+        cells = np.asarray(predict(self.grid)).reshape(GRID_CELLS, GRID_CELLS) % len(PALETTE)
+        image = cells.astype(np.uint8).repeat(CELL_PIXELS, axis=0).repeat(CELL_PIXELS, axis=1)  # (S, S)
+        flat = image.reshape(-1)
+        inside = self._discs >= 0
+        flat[self._discs[inside]] = self._disc_colors[inside]
+        rings = self._rings[np.asarray(predict(self.X)) != self.y]  # the misclassified points'
+        flat[rings[rings >= 0]] = _RING
+        return image
+
+    def png(self, predict: Predict) -> bytes:
+        """The PNG (IMAGE_SIZE square) of ``predict``'s regions and the points, misclassified ones ringed."""
+        return encode_png(self.pixels(predict), self.palette)
 
 
-def boundary_png(predict: Predict, X: np.ndarray, y: np.ndarray) -> bytes:
-    """The PNG (IMAGE_SIZE square) of ``predict``'s regions and the points ``X`` (N, 2), labels ``y``."""
-    return encode_png(boundary_pixels(predict, X, y), image_palette())
-
-
-def boundary_pixels(predict: Predict, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The image as (IMAGE_SIZE, IMAGE_SIZE) uint8 indices into ``image_palette()``."""
-    n = len(PALETTE)
-    cells = np.asarray(predict(grid_points(X))).reshape(GRID_CELLS, GRID_CELLS) % n
-    image = cells.astype(np.uint8).repeat(CELL_PIXELS, axis=0).repeat(CELL_PIXELS, axis=1)  # (S, S)
-    wrong = np.asarray(predict(X.astype(np.float32))) != y
-    rows, cols = _pixel_coordinates(X)
-    _stamp(image, rows, cols, _disc(0.0, POINT_RADIUS), _POINT + y % n)
-    _stamp(image, rows[wrong], cols[wrong], _disc(*RING_RADII), np.full(int(wrong.sum()), _RING))
-    return image
-
-
-def _pixel_coordinates(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of each point of ``X`` (N, 2) in the image (pixel centres, row 0 at the top)."""
-    xs, ys = grid_axes(X)
-    span = IMAGE_SIZE - 1
-    cols = np.rint((X[:, 0] - xs[0]) / (xs[-1] - xs[0]) * span).astype(np.intp)
-    rows = np.rint((ys[-1] - X[:, 1]) / (ys[-1] - ys[0]) * span).astype(np.intp)
-    return rows, cols
-
-
-def _disc(inner: float, outer: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel offsets (dy, dx) at a distance in [inner, outer] from a centre: a disc or a ring."""
+def _stamps(rows: np.ndarray, cols: np.ndarray, inner: float, outer: float) -> np.ndarray:
+    """Flat indices (N, K) of the pixels at a distance in [inner, outer] of each point; -1 off the image."""
     d = np.arange(-int(np.ceil(outer)), int(np.ceil(outer)) + 1)
     dy, dx = np.meshgrid(d, d, indexing="ij")
     r2 = dy * dy + dx * dx
-    inside = (r2 >= inner * inner) & (r2 <= outer * outer)
-    return dy[inside], dx[inside]
-
-
-def _stamp(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, offsets, colors: np.ndarray) -> None:
-    """Paint ``offsets`` around each point (``rows``, ``cols``) with its palette index in ``colors``."""
-    dy, dx = offsets
-    rr, cc = rows[:, None] + dy, cols[:, None] + dx  # (N, K)
-    inside = (rr >= 0) & (rr < image.shape[0]) & (cc >= 0) & (cc < image.shape[1])
-    image[rr[inside], cc[inside]] = np.broadcast_to(colors[:, None], rr.shape)[inside]
+    keep = (r2 >= inner * inner) & (r2 <= outer * outer)
+    rr, cc = rows[:, None] + dy[keep], cols[:, None] + dx[keep]  # (N, K)
+    inside = (rr >= 0) & (rr < IMAGE_SIZE) & (cc >= 0) & (cc < IMAGE_SIZE)
+    return np.where(inside, rr * IMAGE_SIZE + cc, -1)
 
 
 def encode_png(indices: np.ndarray, palette: np.ndarray) -> bytes:

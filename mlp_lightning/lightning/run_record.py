@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 
-from mlp_lightning.core.boundary_image import IMAGE_SIZE, boundary_png
+from mlp_lightning.core.boundary_image import IMAGE_SIZE, BoundaryImage
 from mlp_lightning.core.report import should_report
 from mlp_lightning.core.tensorboard_schema import (
     CUSTOM_SCALARS_LAYOUT,
@@ -58,18 +58,18 @@ def model_predict(
 class RunRecord(L.Callback):
     """Writes the layout, the run's ``text``, the boundary images and ``metrics_csv`` (see the module).
 
-    ``val_data`` (X (N, 2), y (N,)) is the whole validation split, or None: no images.
+    ``boundary`` is the validation split's image, or None (data that is not 2-D): no images.
     ``first_epoch`` is where a resumed run restarts (0 for a new run).
     """
 
     def __init__(
-        self, text: str, metrics_csv: Path, first_epoch: int, val_data: tuple[np.ndarray, np.ndarray] | None
+        self, text: str, metrics_csv: Path, first_epoch: int, boundary: BoundaryImage | None
     ) -> None:
-        self.text, self.metrics_csv, self.first_epoch, self.val_data = (
+        self.text, self.metrics_csv, self.first_epoch, self.boundary = (
             text,
             metrics_csv,
             first_epoch,
-            val_data,
+            boundary,
         )
         self._table: MetricsCsv | None = None
 
@@ -81,7 +81,7 @@ class RunRecord(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if isinstance(trainer.strategy, FSDPStrategy) and trainer.world_size > 1:
-            self.val_data = None  # rank 0 alone holds a shard of the weights, not the model: no images
+            self.boundary = None  # rank 0 alone holds a shard of the weights, not the model: no images
         if not trainer.is_global_zero:
             return
         self._table = MetricsCsv(self.metrics_csv, self.first_epoch)
@@ -100,9 +100,9 @@ class RunRecord(L.Callback):
         experiment = self._experiment(trainer)
         if (
             experiment is not None
-            and self.val_data is not None
+            and self.boundary is not None
             and should_report(epoch + 1, trainer.max_epochs)
         ):
             context = trainer.precision_plugin.forward_context
-            png = boundary_png(lambda points: model_predict(pl_module, points, context), *self.val_data)
+            png = self.boundary.png(lambda points: model_predict(pl_module, points, context))
             experiment.file_writer.add_summary(image_summary(png, IMAGE_SIZE, IMAGE_SIZE), step)

@@ -20,6 +20,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from mlp_lightning.core.boundary_image import BoundaryImage
 from mlp_lightning.core.data import load_splits
 from mlp_lightning.core.errors import ConfigError, DivergenceError, RunInterrupted, fail
 from mlp_lightning.core.hparams import HParams
@@ -135,10 +136,10 @@ def train(
     )  # fmt: skip
     threads = torch_threads(hp)
     first_epoch = resumed.epochs_done if resumed else 0
-    val_data = load_splits(hp)[2:] if hp.dim == 2 else None  # a boundary is a picture in 2-D only
+    boundary = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None  # a picture in 2-D only
     callbacks = [
         # the epoch's metrics.csv row before its checkpoint: a run resumed from that has the row
-        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, val_data),
+        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary),
         checkpoint,
         # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
         # step); off a terminal no bar at all: its carriage-return redraws would garble a log
