@@ -65,12 +65,8 @@ class RunRecord(L.Callback):
     def __init__(
         self, text: str, metrics_csv: Path, first_epoch: int, boundary: BoundaryImage | None
     ) -> None:
-        self.text, self.metrics_csv, self.first_epoch, self.boundary = (
-            text,
-            metrics_csv,
-            first_epoch,
-            boundary,
-        )
+        self.text, self.metrics_csv, self.first_epoch = text, metrics_csv, first_epoch
+        self.boundary = boundary
         self._table: MetricsCsv | None = None
 
     @staticmethod
@@ -98,11 +94,8 @@ class RunRecord(L.Callback):
         step = epoch_end_step(epoch, trainer.num_training_batches)
         self._table.append(epoch, step, epoch_metrics(trainer))
         experiment = self._experiment(trainer)
-        if (
-            experiment is not None
-            and self.boundary is not None
-            and should_report(epoch + 1, trainer.max_epochs)
-        ):
-            context = trainer.precision_plugin.forward_context
-            png = self.boundary.png(lambda points: model_predict(pl_module, points, context))
-            experiment.file_writer.add_summary(image_summary(png, IMAGE_SIZE, IMAGE_SIZE), step)
+        if experiment is None or self.boundary is None or not should_report(epoch + 1, trainer.max_epochs):
+            return
+        context = trainer.precision_plugin.forward_context
+        png = self.boundary.png(lambda points: model_predict(pl_module, points, context))
+        experiment.file_writer.add_summary(image_summary(png, IMAGE_SIZE, IMAGE_SIZE), step)
