@@ -89,3 +89,14 @@ def test_a_run_on_data_of_other_dimensions_logs_no_image(tmp_path):
     events.Reload()
     assert events.Tags()["images"] == []
     assert read_scalars(run_dir)  # it trained and logged its scalars
+
+
+def test_lightning_draws_in_eval_mode_without_touching_the_dropout_random_stream():
+    module = MLPClassifier.from_hparams(HParams(dropout=0.5))
+    module.train()
+    points = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32)
+    before = torch.get_rng_state()
+    first = model_predict(module, points)
+    assert torch.equal(torch.get_rng_state(), before)  # no dropout mask drawn: training's draws unchanged
+    assert module.training
+    np.testing.assert_array_equal(model_predict(module, points), first)  # deterministic: no dropout
