@@ -136,10 +136,10 @@ def train(
     )  # fmt: skip
     threads = torch_threads(hp)
     first_epoch = resumed.epochs_done if resumed else 0
-    boundary = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None  # a picture in 2-D only
+    boundary_image = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None  # 2-D data only
     callbacks = [
         # the epoch's metrics.csv row before its checkpoint: a run resumed from that has the row
-        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary),
+        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary_image),
         checkpoint,
         # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
         # step); off a terminal no bar at all: its carriage-return redraws would garble a log

@@ -165,8 +165,8 @@ def fit(args: RunArgs) -> int:
     events = EventWriter(run_dir, hp.as_dict(), run_name(NUMPY_TRAINER, version), text, first_step)
     table = MetricsCsv(run_dir / METRICS_CSV, first_epoch=resume.epochs_done if resume else 0)
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
-    # the decision boundary: only a 2-D input space is a picture
-    boundary = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None
+    # the decision boundary's picture: 2-D data only
+    boundary_image = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None
     eval_buffers = empty_cache(EVAL_CHUNK, hp.dim, hp.hidden_dim, grad=False)
     # off a terminal no bar: its carriage-return redraws would garble a log
     bar = tqdm(
@@ -182,8 +182,8 @@ def fit(args: RunArgs) -> int:
     def on_epoch(epoch: int, metrics: dict[str, float], params: Params) -> None:
         events.epoch_scalars(epoch, steps_per_epoch, metrics)
         table.append(epoch, epoch_end_step(epoch, steps_per_epoch), metrics)
-        if boundary is not None and should_report(epoch + 1, hp.max_epochs):
-            png = boundary.png(lambda points: predict(params, points, eval_buffers))
+        if boundary_image is not None and should_report(epoch + 1, hp.max_epochs):
+            png = boundary_image.png(lambda points: predict(params, points, eval_buffers))
             events.boundary_image(png, epoch_end_step(epoch, steps_per_epoch))
         last.update(metrics)
         if epoch + 1 < hp.max_epochs:  # the bar names the epoch it counts the steps of
