@@ -22,9 +22,9 @@ import numpy as np
 Predict = Callable[[np.ndarray], np.ndarray]
 
 GRID_MARGIN = 1.0  # the grid spans the points plus this much on every side
-GRID_CELLS = 80  # per axis: the model is evaluated at GRID_CELLS**2 points
+GRID_CELLS = 64  # per axis: the model is evaluated at GRID_CELLS**2 points (one evaluation chunk)
 CELL_PIXELS = 4  # each grid cell is CELL_PIXELS x CELL_PIXELS pixels
-IMAGE_SIZE = GRID_CELLS * CELL_PIXELS  # 320 x 320 pixels
+IMAGE_SIZE = GRID_CELLS * CELL_PIXELS  # 256 x 256 pixels
 POINT_RADIUS = 3.0  # pixels
 RING_RADII = (4.5, 6.0)  # the misclassified marker: inner and outer radius, pixels
 # matplotlib's tab10, class by class (cycled beyond ten classes)
