@@ -24,7 +24,7 @@ def twin(hp: HParams) -> list[float]:
     def on_step() -> None:
         last_step[0] = time.perf_counter()
 
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch(epoch: int, metrics: dict[str, float], params) -> None:
         ends.append(last_step[0])
         starts.append(time.perf_counter())  # the next epoch starts after this evaluation
 

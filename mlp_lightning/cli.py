@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import itertools
 import re
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,6 +78,7 @@ def parse_numpy_args(argv: Sequence[str] | None = None, prog: str = "baseline_nu
 
 
 def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: bool) -> RunArgs:
+    script = sys.argv[0] if argv is None else f"scripts/{prog}"
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog, description)
     try:
@@ -111,6 +113,7 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
     return RunArgs(
         hp=hp, trainer=trainer, logdir=logdir, resume=ns.resume,
         checkpoint_every_n_steps=ns.checkpoint_every_n_steps, given=given,
+        command=shlex.join(["python", script, *argv]), config_yaml=printed_config(parser, ns),
     )  # fmt: skip
 
 
@@ -137,6 +140,11 @@ def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
         hp, dataset=DATA_FILE, noise=None, data=str(points.path), data_sha256=points.sha256,
         data_points=len(points.X), dim=points.X.shape[1], num_classes=points.num_classes,
     )  # fmt: skip
+
+
+def printed_config(parser: ArgumentParser, ns) -> str:
+    """The YAML ``--print_config`` prints for ``ns``: every flag, unset ones as null."""
+    return parser.dump(ns, skip_unset=False)
 
 
 def given_flags(argv: Sequence[str], ns) -> frozenset[str]:

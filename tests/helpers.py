@@ -28,6 +28,30 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+def metrics_csv_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """A run's metrics.csv in ``read_scalars``'s shape: {tag: [(step, value), ...]}, ``epoch`` included."""
+    from mlp_lightning.core.tensorboard_schema import EPOCH, METRIC_TAGS
+    from mlp_lightning.runs.layout import METRICS_CSV
+    from mlp_lightning.runs.metrics_csv import read_rows
+
+    rows = read_rows(Path(run_dir) / METRICS_CSV)
+    table = {tag: [(row["step"], row[tag]) for row in rows] for tag in METRIC_TAGS}
+    return {**table, EPOCH: [(row["step"], float(row["epoch"])) for row in rows]}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG file, from its signature and IHDR chunk (AssertionError if not a PNG)."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13, kind
+    (crc,) = struct.unpack(">I", data[16 + length : 20 + length])
+    assert crc == zlib.crc32(data[12 : 16 + length]), "IHDR checksum"
+    return struct.unpack(">II", data[16:24])
+
+
 def run_script(name: str, *args: str, timeout: float = 120, cwd: Path | None = None):
     """Run ``scripts/<name>`` in a fresh interpreter; returns the CompletedProcess."""
     return subprocess.run(

@@ -162,3 +162,14 @@ def test_resuming_a_gpu_run_on_a_machine_without_one_says_which_flag_to_give(mon
 @pytest.mark.parametrize(("short", "full"), [("64", "64-true"), ("32", "32-true"), ("bf16", "bf16-mixed")])
 def test_a_short_precision_name_becomes_the_full_one_lightning_reads_it_as(short, full):
     assert parse_fit_args(["--precision", short, "--accelerator", "cpu"]).trainer.precision == full
+
+
+def test_a_run_records_its_command_line_shell_quoted_and_the_yaml_print_config_prints(monkeypatch, capsys):
+    argv = ["--lr", "0.05", "--logdir", "runs with space"]
+    monkeypatch.setattr("sys.argv", ["scripts/fit.py", *argv])
+    args = parse_fit_args()
+    assert args.command == "python scripts/fit.py --lr 0.05 --logdir 'runs with space'"
+    with pytest.raises(SystemExit):
+        parse_fit_args([*argv, "--print_config"])
+    assert args.config_yaml == capsys.readouterr().out
+    assert yaml.safe_load(args.config_yaml)["lr"] == 0.05

@@ -16,7 +16,7 @@ from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS, epoch_end_s
 from mlp_lightning.core.weights import PARAM_NAMES
 from mlp_lightning.lightning.model import TwoLayerMLP
 from tests.ddp_launch import fit_cmd, launch
-from tests.helpers import read_scalars
+from tests.helpers import metrics_csv_scalars, read_scalars
 
 pytestmark = pytest.mark.slow  # two fresh interpreters that import lightning: ~15 s each on 2 cores
 
@@ -77,6 +77,12 @@ def test_ddp_step_axis_counts_global_batches(runs):
     assert steps_per_epoch == 2
     scalars = read_scalars(only_run_dir(logdir))
     assert [step for step, _ in scalars[VAL_LOSS]] == [epoch_end_step(e, steps_per_epoch) for e in range(2)]
+
+
+def test_ddp_metrics_csv_has_one_row_per_epoch_with_the_event_files_float32_values(runs):
+    """Written by global rank 0 alone; the 64-true run's float64 metrics as the event file rounds them."""
+    run_dir = only_run_dir(runs["ddp"][1])
+    assert metrics_csv_scalars(run_dir) == read_scalars(run_dir)
 
 
 def test_ddp_on_equal_shards_trains_the_same_weights_as_one_process_on_the_global_batch(runs):

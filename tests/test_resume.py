@@ -20,7 +20,12 @@ from mlp_lightning.cli import parse_fit_args
 from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY
 from mlp_lightning.lightning.train import fit
 from mlp_lightning.runs.interrupt import StopRequest
-from tests.helpers import read_scalars, restamp_event_files_into_the_next_second, run_script
+from tests.helpers import (
+    metrics_csv_scalars,
+    read_scalars,
+    restamp_event_files_into_the_next_second,
+    run_script,
+)
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 optimizer steps in all
 SMALL = ("--accelerator", "cpu", "--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
@@ -95,6 +100,7 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_one_bit_for_bit(
 
     assert [p.name for p in (tmp_path / "lightning").iterdir()] == ["version_0"]  # same run directory
     assert read_scalars(run_dir) == ref_scalars  # every epoch once, same steps, same values
+    assert metrics_csv_scalars(run_dir) == ref_scalars  # and one metrics.csv row per epoch
     assert_same_training_state(final_state(run_dir), ref_state)
 
 
@@ -131,8 +137,9 @@ def test_resume_from_an_older_periodic_checkpoint_after_a_hard_kill_still_matche
         run(tmp_path, *SMALL, "--checkpoint_every_n_steps", "5", callbacks=[KeepStep5(), Kill()])
     shutil.copy(kept, run_dir / "checkpoints" / "last.ckpt")
     assert run(tmp_path, "--resume") == 0
-    # the resumed run writes epoch 1 again; TensorBoard keeps the newer points
+    # the resumed run writes epoch 1 again; TensorBoard keeps the newer points, metrics.csv one row
     assert read_scalars(run_dir) == ref_scalars
+    assert metrics_csv_scalars(run_dir) == ref_scalars
     assert_same_training_state(final_state(run_dir), ref_state)
 
 

@@ -16,7 +16,12 @@ from mlp_lightning.cli import parse_numpy_args
 from mlp_lightning.core.errors import CheckpointError
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
-from tests.helpers import read_scalars, restamp_event_files_into_the_next_second, signal_during_step
+from tests.helpers import (
+    metrics_csv_scalars,
+    read_scalars,
+    restamp_event_files_into_the_next_second,
+    signal_during_step,
+)
 
 # 80 points -> 64 train -> 4 batches of 16 per epoch, 12 steps in all
 SMALL = ("--n_per_class", "40", "--batch_size", "16", "--max_epochs", "3")
@@ -65,6 +70,7 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars
     assert len(load_run(run_dir).steps) == 3  # read back as a finished run: its session ended in success
+    assert metrics_csv_scalars(run_dir) == ref_scalars  # one row per epoch, none twice
     got = weights(run_dir)
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
     final = load_state(run_dir / "checkpoints" / "last.npz")
@@ -93,6 +99,7 @@ def test_twin_resume_with_the_runs_own_flags_and_config_continues_it(
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars
     assert len(load_run(run_dir).steps) == 3  # read back as a finished run: its session ended in success
+    assert metrics_csv_scalars(run_dir) == ref_scalars  # one row per epoch, none twice
     got = weights(run_dir)
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
 

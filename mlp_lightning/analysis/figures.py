@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mlp_lightning.analysis.logged_run import Run, max_differences
+from mlp_lightning.core.boundary_image import GRID_MARGIN, grid_axes
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 
 # weights, X (N, D) -> logits (N, C)
@@ -26,15 +27,10 @@ GRID_POINTS = 200  # per axis of the decision-boundary grid
 
 
 def decision_grid(
-    weights: dict[str, np.ndarray], forward: Forward, X: np.ndarray, margin: float = 0.15
+    weights: dict[str, np.ndarray], forward: Forward, X: np.ndarray, margin: float = GRID_MARGIN
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xx, yy (G, G) spanning ``X`` plus ``margin`` of its extent each side, and the predicted class (G, G).
-
-    The margin is relative, so a set of any scale (blobs, unit-radius spirals, a user's file) fills the panel.
-    """
-    pad = margin * np.maximum(X.max(axis=0) - X.min(axis=0), 1e-6)  # (2,)
-    lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
-    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], GRID_POINTS), np.linspace(lo[1], hi[1], GRID_POINTS))
+    """xx, yy (G, G) spanning ``X`` plus ``margin``, and the predicted class at each point (G, G)."""
+    xx, yy = np.meshgrid(*grid_axes(X, GRID_POINTS, margin))  # the span the logged images use
     points = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(weights["W1"].dtype)  # (G*G, 2)
     return xx, yy, forward(weights, points).argmax(axis=1).reshape(xx.shape)
 

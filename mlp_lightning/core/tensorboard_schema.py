@@ -7,6 +7,10 @@ One definition for the project (no torch here; the NumPy twin imports it):
 - ``epoch``: the 0-based epoch index, beside them.
 All five are written once per epoch at the step Lightning's TensorBoardLogger uses
 for epoch-level metrics: the index of the epoch's last optimizer step.
+
+Beside them each run writes the CUSTOM SCALARS tab's layout (train against val, one
+chart per metric), its command line and configuration as text, and, for 2-D data, the
+decision-boundary image at the epochs the console reports, at those epochs' steps.
 """
 
 from __future__ import annotations
@@ -27,6 +31,19 @@ VAL_ACC = "val/acc"
 EPOCH = "epoch"
 METRIC_TAGS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
 ALL_TAGS = (*METRIC_TAGS, EPOCH)
+DECISION_BOUNDARY = "val/decision_boundary"  # an image: regions and validation points
+RUN_TEXT = "run/command_and_config"  # text: the command line and the resolved configuration
+
+# The CUSTOM SCALARS tab, in the format of torch's ``SummaryWriter.add_custom_scalars``
+# ({category: {chart: ["Multiline", [tag regexes]]}}): train and val on one chart per
+# metric. A line is named by run and tag (``numpy/version_0`` ``val/loss``), so every
+# run selected in the tab, of either trainer, adds its two lines to each chart.
+CUSTOM_SCALARS_LAYOUT = {
+    "train vs val": {
+        "loss": ["Multiline", [f"^({TRAIN_LOSS}|{VAL_LOSS})$"]],
+        "accuracy": ["Multiline", [f"^({TRAIN_ACC}|{VAL_ACC})$"]],
+    }
+}
 
 
 def epoch_end_step(epoch: int, steps_per_epoch: int) -> int:
@@ -63,3 +80,58 @@ def hparams_session_end(status: str = "STATUS_SUCCESS") -> Summary:
         tag=hp_metadata.SESSION_END_INFO_TAG, metadata=metadata, tensor=hp_metadata.NULL_TENSOR
     )
     return Summary(value=[value])
+
+
+def custom_scalars_summary() -> Summary:
+    """``CUSTOM_SCALARS_LAYOUT`` as the summary the custom-scalars plugin reads (what torch writes)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.compat.proto.tensor_pb2 import TensorProto
+    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    from tensorboard.plugins.custom_scalar import metadata as cs_metadata
+
+    layout = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title=category,
+                chart=[
+                    layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=tags))
+                    for title, (_, tags) in charts.items()
+                ],
+            )
+            for category, charts in CUSTOM_SCALARS_LAYOUT.items()
+        ]
+    )
+    tensor = TensorProto(
+        dtype="DT_STRING", string_val=[layout.SerializeToString()], tensor_shape=TensorShapeProto()
+    )
+    value = Summary.Value(
+        tag=cs_metadata.CONFIG_SUMMARY_TAG, tensor=tensor, metadata=cs_metadata.create_summary_metadata()
+    )
+    return Summary(value=[value])
+
+
+def run_text(command: str, config_yaml: str) -> str:
+    """The RUN_TEXT entry, Markdown: the command line and the configuration, each as a code block."""
+    import textwrap
+
+    def block(text: str) -> str:
+        return textwrap.indent(text.rstrip("\n"), "    ")
+
+    config_heading = "configuration (what `--print_config` prints):"
+    return f"command:\n\n{block(command)}\n\n{config_heading}\n\n{block(config_yaml)}\n"
+
+
+def text_summary(markdown: str) -> Summary:
+    """A TEXT tab entry under RUN_TEXT (torch's ``add_text`` would rename the tag ``.../text_summary``)."""
+    from tensorboard.plugins.text.summary_v2 import text_pb
+
+    return text_pb(RUN_TEXT, markdown)
+
+
+def image_summary(png: bytes, height: int, width: int) -> Summary:
+    """An IMAGES tab entry under DECISION_BOUNDARY: an RGB PNG, as torch's ``add_image`` writes one."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
+    return Summary(value=[Summary.Value(tag=DECISION_BOUNDARY, image=image)])

@@ -20,6 +20,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from mlp_lightning.core.boundary_image import BoundaryImage
+from mlp_lightning.core.data import load_splits
 from mlp_lightning.core.errors import ConfigError, DivergenceError, RunInterrupted, fail
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import (
@@ -30,6 +32,7 @@ from mlp_lightning.core.report import (
     resuming_line,
     stopped_lines,
 )
+from mlp_lightning.core.tensorboard_schema import run_text
 from mlp_lightning.lightning.callbacks import (
     DivergenceGuard,
     EpochProgressBar,
@@ -46,12 +49,14 @@ from mlp_lightning.lightning.launch import PROG, processes_line, quiet_lightning
 from mlp_lightning.lightning.lit_module import MLPClassifier
 from mlp_lightning.lightning.rank_state import check_process_count
 from mlp_lightning.lightning.run_checkpoint import RunCheckpoint
+from mlp_lightning.lightning.run_record import RunRecord
 from mlp_lightning.runs.args import RunArgs, TrainerFlags
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import (
     CHECKPOINT_DIR,
     LIGHTNING_CHECKPOINT,
     LIGHTNING_TRAINER,
+    METRICS_CSV,
     run_name,
     wait_for_a_later_event_file_second,
 )
@@ -87,7 +92,8 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
             fail(PROG, str(err))
         if plan is None:
             return 0
-        return train(plan, args.checkpoint_every_n_steps, stop, callbacks)
+        text = run_text(args.command, args.config_yaml)
+        return train(plan, args.checkpoint_every_n_steps, stop, callbacks, text)
     finally:
         stop.restore()
 
@@ -109,7 +115,11 @@ def plan_run(args: RunArgs) -> Plan | None:
 
 
 def train(
-    plan: Plan, checkpoint_every_n_steps: int, stop: StopRequest, extra_callbacks: Sequence = ()
+    plan: Plan,
+    checkpoint_every_n_steps: int,
+    stop: StopRequest,
+    extra_callbacks: Sequence = (),
+    text: str = "",
 ) -> int:
     hp, flags, resumed = plan.hp, plan.flags, plan.resumed
     L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
@@ -125,10 +135,14 @@ def train(
         stop, dataclasses.asdict(flags),
     )  # fmt: skip
     threads = torch_threads(hp)
+    first_epoch = resumed.epochs_done if resumed else 0
+    boundary_image = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None  # 2-D data only
     callbacks = [
         # first: on a GPU its checks stay on the device (see DivergenceGuard), so it must undo a
         # bad step before any other callback reads the weights, and give its verdict before a save
         DivergenceGuard(),
+        # the epoch's metrics.csv row before its checkpoint: a run resumed from that has the row
+        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary_image),
         checkpoint,
         # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
         # step); off a terminal no bar at all: its carriage-return redraws would garble a log

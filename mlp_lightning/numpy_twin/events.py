@@ -1,8 +1,10 @@
-"""The twin's TensorBoard event file: the Lightning run's scalars and HPARAMS session, without torch.
+"""The twin's TensorBoard event file: what the Lightning run writes, without torch.
 
 Written with the ``tensorboard`` package's own ``EventFileWriter`` and classic
 ``simple_value`` scalars, which is what Lightning's TensorBoardLogger writes too, so
-TensorBoard's scalar readers return both runs alike and overlay them.
+TensorBoard's scalar readers return both runs alike and overlay them. The HPARAMS
+session, the custom-scalars layout, the run's text and the boundary images are the
+summaries ``tensorboard_schema`` builds for both trainers.
 """
 
 from __future__ import annotations
@@ -14,22 +16,34 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from mlp_lightning.core.boundary_image import IMAGE_SIZE
 from mlp_lightning.core.tensorboard_schema import (
     EPOCH,
+    custom_scalars_summary,
     epoch_end_step,
     hparams_session_end,
     hparams_session_start,
+    image_summary,
+    text_summary,
 )
 
 
 class EventWriter:
-    """One run's event file: per-epoch scalars at Lightning's steps, and the HPARAMS session."""
+    """One run's event file: per-epoch scalars at Lightning's steps, the HPARAMS session, and the rest.
 
-    def __init__(self, run_dir: Path, hparams: dict[str, int | float | str], run_name: str) -> None:
+    ``text`` (the run's command and configuration) is written at ``first_step``, where a
+    resumed run starts.
+    """
+
+    def __init__(
+        self, run_dir: Path, hparams: dict[str, int | float | str], run_name: str, text: str, first_step: int
+    ) -> None:
         self._writer = EventFileWriter(str(run_dir))
         # the session first, at step 0, as the Lightning side writes it when fit starts
         for summary in hparams_session_start(hparams, run_name):
             self._add(summary, step=0)
+        self._add(custom_scalars_summary(), step=0)
+        self._add(text_summary(text), step=first_step)
 
     def _add(self, summary: Summary, step: int) -> None:
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
@@ -39,6 +53,10 @@ class EventWriter:
         values = {**metrics, EPOCH: float(epoch)}
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
         self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
+
+    def boundary_image(self, png: bytes, step: int) -> None:
+        """The decision-boundary PNG (``boundary_image.IMAGE_SIZE`` square) at ``step``."""
+        self._add(image_summary(png, IMAGE_SIZE, IMAGE_SIZE), step=step)
 
     def close(self, status: str | None = "STATUS_SUCCESS") -> None:
         """End the HPARAMS session with ``status`` (None: leave it open) and flush the file."""

@@ -55,6 +55,15 @@ def evaluate(
     return mean.compute()
 
 
+def predict(params: Params, X: np.ndarray, buffers: Cache | None = None) -> np.ndarray:
+    """The predicted class of each row of ``X`` (N,), eval mode, in the evaluation chunks."""
+    classes = np.empty(len(X), dtype=np.intp)
+    for chunk in eval_chunks(len(X)):
+        logits, _ = twin.forward(X[chunk], params, out=buffers)
+        classes[chunk] = logits.argmax(axis=1)
+    return classes
+
+
 def empty_cache(rows: int, D: int, H: int, dtype=np.float32, grad: bool = True) -> Cache:
     """Forward-pass buffers for up to ``rows`` points; ``grad=False``: eval only, no gate for backward."""
     gate = np.empty((rows, H), dtype) if grad else None

@@ -32,15 +32,23 @@ from mlp_lightning.core.report import (
     stopped_lines,
 )
 from mlp_lightning.core.seeds import numpy_dropout_rng
-from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.core.tensorboard_schema import (
+    TRAIN_ACC,
+    TRAIN_LOSS,
+    VAL_ACC,
+    VAL_LOSS,
+    epoch_end_step,
+    run_text,
+)
 from mlp_lightning.core.weights import init_weights
 from mlp_lightning.numpy_twin.checkpoint import Checkpointer, TwinState, load_resume
 from mlp_lightning.numpy_twin.model import Params
-from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, train_step
+from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, predict, train_step
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import (
     CHECKPOINT_DIR,
     HPARAMS_FILE,
+    METRICS_CSV,
     NUMPY_TRAINER,
     TWIN_CHECKPOINT,
     TWIN_WEIGHTS,
@@ -48,6 +56,7 @@ from mlp_lightning.runs.layout import (
     run_name,
     wait_for_a_later_event_file_second,
 )
+from mlp_lightning.runs.metrics_csv import MetricsCsv
 
 if TYPE_CHECKING:
     from mlp_lightning.runs.args import RunArgs
@@ -62,11 +71,11 @@ PROG, PROG_PATH = "baseline_numpy.py", "scripts/baseline_numpy.py"
 def train(
     hp: HParams,
     on_step: Callable[[], None] | None = None,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float], Params], None] | None = None,
     resume: TwinState | None = None,
     on_boundary: Callable[[int, int | None, Callable[[], TwinState]], None] | None = None,
 ) -> Params:
-    """Train from the shared initial weights; ``on_epoch(epoch, metrics)`` after each (0-based) epoch.
+    """Train from the shared initial weights; ``on_epoch(epoch, metrics, params)`` after each (0-based) epoch.
 
     ``resume`` continues a saved state exactly. ``on_boundary(step, finished_epoch, snapshot)``
     runs between steps (``finished_epoch`` is None inside an epoch) and may save ``snapshot()``.
@@ -116,7 +125,7 @@ def train(
         val_loss, val_acc = evaluate(params, Xva, yva, eval_cache)
         if on_epoch is not None:
             metrics = {TRAIN_LOSS: train_loss, TRAIN_ACC: train_acc, VAL_LOSS: val_loss, VAL_ACC: val_acc}
-            on_epoch(epoch, metrics)
+            on_epoch(epoch, metrics, params)
         if on_boundary is not None:
             on_boundary(step, epoch, snapshot)
     return params
@@ -132,6 +141,7 @@ def fit(args: RunArgs) -> int:
     import yaml
     from tqdm import tqdm
 
+    from mlp_lightning.core.boundary_image import BoundaryImage
     from mlp_lightning.core.errors import fail
     from mlp_lightning.numpy_twin.events import EventWriter
 
@@ -151,8 +161,13 @@ def fit(args: RunArgs) -> int:
     (run_dir / HPARAMS_FILE).write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
     if resume is not None:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
-    events = EventWriter(run_dir, hp.as_dict(), run_name=run_name(NUMPY_TRAINER, version))
+    text, first_step = run_text(args.command, args.config_yaml), resume.step if resume else 0
+    events = EventWriter(run_dir, hp.as_dict(), run_name(NUMPY_TRAINER, version), text, first_step)
+    table = MetricsCsv(run_dir / METRICS_CSV, first_epoch=resume.epochs_done if resume else 0)
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
+    # the decision boundary's picture: 2-D data only
+    boundary_image = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None
+    eval_buffers = empty_cache(EVAL_CHUNK, hp.dim, hp.hidden_dim, grad=False)
     # off a terminal no bar: its carriage-return redraws would garble a log
     bar = tqdm(
         total=hp.max_epochs * steps_per_epoch, unit="step", dynamic_ncols=True, leave=False,
@@ -164,8 +179,12 @@ def fit(args: RunArgs) -> int:
     saver = Checkpointer(checkpoint, args.checkpoint_every_n_steps, hp.max_epochs, stop, resume)
     last: dict[str, float] = {}
 
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch(epoch: int, metrics: dict[str, float], params: Params) -> None:
         events.epoch_scalars(epoch, steps_per_epoch, metrics)
+        table.append(epoch, epoch_end_step(epoch, steps_per_epoch), metrics)
+        if boundary_image is not None and should_report(epoch + 1, hp.max_epochs):
+            png = boundary_image.png(lambda points: predict(params, points, eval_buffers))
+            events.boundary_image(png, epoch_end_step(epoch, steps_per_epoch))
         last.update(metrics)
         if epoch + 1 < hp.max_epochs:  # the bar names the epoch it counts the steps of
             bar.set_description(epoch_description(epoch + 2, hp.max_epochs), refresh=False)

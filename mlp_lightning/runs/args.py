@@ -34,3 +34,5 @@ class RunArgs:
     resume: str | None = None  # RESUME_NEWEST, a run directory or a checkpoint; None: a new run
     checkpoint_every_n_steps: int = CHECKPOINT_EVERY_N_STEPS
     given: frozenset[str] = frozenset()  # the flags set on the command line or in a --config file
+    command: str = ""  # the command line, shell-quoted, as the run's TensorBoard text shows it
+    config_yaml: str = ""  # the resolved configuration, as --print_config prints it

@@ -21,6 +21,7 @@ NUMPY_TRAINER, LIGHTNING_TRAINER = "numpy", "lightning"
 VERSION = re.compile(r"version_(\d+)$")
 # what a run directory holds besides its event files
 HPARAMS_FILE = "hparams.yaml"
+METRICS_CSV = "metrics.csv"  # the per-epoch scalars as a table (runs/metrics_csv.py)
 CHECKPOINT_DIR = "checkpoints"
 LIGHTNING_CHECKPOINT = "last.ckpt"  # the Lightning run's resumable checkpoint
 TWIN_CHECKPOINT = "last.npz"  # the NumPy twin's resumable state
