@@ -92,7 +92,7 @@ def test_a_set_refuses_what_it_cannot_be_in_one_line(argv, message, tmp_path, ca
 
 def final_metrics(hp: HParams) -> dict[str, float]:
     last: dict[str, float] = {}
-    train(hp, on_epoch=lambda epoch, metrics: last.update(metrics))
+    train(hp, on_epoch=lambda epoch, metrics, params: last.update(metrics))
     return last
 
 

@@ -51,7 +51,7 @@ _POINT, _RING = len(PALETTE), 2 * len(PALETTE)  # palette offsets of the point c
 def grid_axes(
     X: np.ndarray, cells: int = GRID_CELLS, margin: float = GRID_MARGIN
 ) -> tuple[np.ndarray, np.ndarray]:
-    """x1 and x2 values (``cells`` each, ascending) of a grid spanning ``X`` (N, 2), ``margin`` of its extent wider."""
+    """x1 and x2 values (``cells`` each, ascending) spanning ``X`` (N, 2), ``margin`` of its extent wider."""
     pad = margin * np.maximum(X.max(axis=0) - X.min(axis=0), 1e-6)  # (2,)
     lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
     return np.linspace(lo[0], hi[0], cells), np.linspace(lo[1], hi[1], cells)
