@@ -2,11 +2,14 @@
 
 Written with the ``tensorboard`` package's own ``EventFileWriter`` and classic
 ``simple_value`` scalars, which is what Lightning's TensorBoardLogger writes too, so
-TensorBoard's scalar readers return both runs alike and overlay them.
+TensorBoard's scalar readers return both runs alike and overlay them. The writer writes from
+a thread that keeps a failed write's error for its next ``flush()``: every epoch is flushed,
+and a refused write comes out as ``WriteFailed`` naming the file, as on the Lightning side.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -14,22 +17,26 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from mlp_lightning.core.errors import WriteFailed
 from mlp_lightning.core.tensorboard_schema import (
     EPOCH,
     epoch_end_step,
     hparams_session_end,
     hparams_session_start,
 )
+from mlp_lightning.runs.files import event_file_errors
 
 
 class EventWriter:
     """One run's event file: per-epoch scalars at Lightning's steps, and the HPARAMS session."""
 
     def __init__(self, run_dir: Path, hparams: dict[str, int | float | str], run_name: str) -> None:
-        self._writer = EventFileWriter(str(run_dir))
-        # the session first, at step 0, as the Lightning side writes it when fit starts
-        for summary in hparams_session_start(hparams, run_name):
-            self._add(summary, step=0)
+        self._run_dir = run_dir
+        with event_file_errors(run_dir):
+            self._writer = EventFileWriter(str(run_dir))
+            # the session first, at step 0, as the Lightning side writes it when fit starts
+            for summary in hparams_session_start(hparams, run_name):
+                self._add(summary, step=0)
 
     def _add(self, summary: Summary, step: int) -> None:
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
@@ -38,9 +45,18 @@ class EventWriter:
         """``metrics`` and the 0-based ``epoch`` (a float, as Lightning logs it) at the epoch's last step."""
         values = {**metrics, EPOCH: float(epoch)}
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
-        self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
+        with event_file_errors(self._run_dir):
+            self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
+            self._writer.flush()  # on the disk, or its error raised, before the epoch's checkpoint
 
     def close(self, status: str = "STATUS_SUCCESS") -> None:
         """End the HPARAMS session with ``status`` and flush the file."""
-        self._add(hparams_session_end(status), step=0)
-        self._writer.close()
+        with event_file_errors(self._run_dir):
+            self._add(hparams_session_end(status), step=0)
+            self._writer.flush()  # close() alone would not raise the writer thread's error
+            self._writer.close()
+
+    def close_after_failure(self, status: str) -> None:
+        """``close`` on the way out of a failed or stopped run: the error that ended it is reported."""
+        with contextlib.suppress(WriteFailed):
+            self.close(status)
