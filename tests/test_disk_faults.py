@@ -157,7 +157,9 @@ def test_every_refused_write_of_every_run_file_ends_in_one_line_and_resumes_bit_
     check_refused_write(trainer, name, where, err_no, at_write, tmp_path, capsys, reference)
 
 
-@pytest.mark.parametrize("trainer", ["lightning", "numpy"])
+@pytest.mark.parametrize(
+    "trainer", [pytest.param("lightning", marks=pytest.mark.slow), "numpy"]
+)  # a fresh interpreter that imports Lightning takes seconds
 def test_a_checkpoint_past_the_process_file_size_limit_ends_the_script_in_one_line(tmp_path, trainer):
     """The kernel's own EFBIG (RLIMIT_FSIZE), in a child process: the issue's reproduction."""
     script = {"lightning": "fit.py", "numpy": "baseline_numpy.py"}[trainer]
@@ -212,9 +214,16 @@ HELPERS = {
 }
 
 
-@pytest.mark.parametrize("err_no", ERRNOS, ids=[errno.errorcode[e] for e in ERRNOS])
-@pytest.mark.parametrize("helper", list(HELPERS))
-@pytest.mark.parametrize("earlier", [False, True], ids=["new", "over-an-earlier-file"])
+# each helper and each errno once in the quick suite; every pair in the slow one
+HELPER_CASES = [
+    pytest.param(helper, err_no, earlier, marks=() if (i + 2 * j) % len(ERRNOS) == k else pytest.mark.slow,
+                 id=f"{helper}-{errno.errorcode[err_no]}-{'over-an-earlier-file' if earlier else 'new'}")
+    for i, helper in enumerate(HELPERS) for k, err_no in enumerate(ERRNOS)
+    for j, earlier in enumerate((False, True))
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("helper", "err_no", "earlier"), HELPER_CASES)
 def test_a_helper_script_whose_output_is_refused_says_so_in_one_line_and_leaves_no_partial_file(
     runs, tmp_path, capsys, helper, err_no, earlier
 ):
