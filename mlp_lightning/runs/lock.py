@@ -46,6 +46,8 @@ def hold_run_of(path: Path) -> Iterator[None]:
     """Hold the run directory ``path`` lies in (a file a script writes there), if it lies in one."""
     here = Path(os.path.abspath(path))
     run_dir = next((d for d in here.parents if (d / LOCK_FILE).is_file()), None)
+    if run_dir is not None and not Path(path).is_absolute():
+        run_dir = Path(os.path.relpath(run_dir))  # named in messages as the user named it
     with hold_run(run_dir) if run_dir is not None else contextlib.nullcontext():
         yield
 
