@@ -27,6 +27,26 @@ class RunLogger(TensorBoardLogger):
 
     NAME_HPARAMS_FILE = HPARAMS_FILE
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused: WriteFailed | None = None  # the event file's refused first write
+
+    @property
+    def experiment(self):
+        """The SummaryWriter, made on first use (its event file's first write happens here).
+
+        Once that write was refused, asked again (a failing run's ``on_exception``) it raises the
+        same error rather than open a second event file.
+        """
+        if self.refused is not None:
+            raise self.refused
+        try:
+            with event_file_errors(self.log_dir):
+                return super().experiment
+        except WriteFailed as err:
+            self.refused = err
+            raise
+
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         with event_file_errors(self.log_dir):
