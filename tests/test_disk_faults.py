@@ -257,3 +257,17 @@ def test_a_refused_benchmark_report_leaves_the_earlier_report_whole(tmp_path, er
         report.write(path, "# Benchmarks\n\nnewer", "## GPU\n\nnewer")
     assert str(refused.value) == f"cannot write {str(path)!r}: {PLAIN[err_no]}"
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.slow  # two processes that import Lightning
+def test_a_checkpoint_refused_to_rank_0_of_a_ddp_run_ends_every_process_in_one_line(tmp_path):
+    """Only rank 0 writes; every rank learns of the refusal at the save and ends, none waits."""
+    argv = [sys.executable, str(REPO / "scripts" / "fit.py"), "--logdir", str(tmp_path), *SMALL,
+            "--batch_size", "16", "--hidden_dim", "2048", "--accelerator", "cpu", "--devices", "2",
+            "--strategy", "ddp"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO,
+                          preexec_fn=file_size_limited(24_000))  # fmt: skip
+    ckpt = tmp_path / "lightning" / "version_0" / "checkpoints" / "last.ckpt"
+    assert done.returncode == WRITE_FAILED_EXIT
+    assert done.stderr.splitlines() == [f"fit.py: error: cannot write {str(ckpt)!r}: {PLAIN[errno.EFBIG]}"]
+    assert not list(ckpt.parent.iterdir())
