@@ -271,3 +271,29 @@ def test_a_checkpoint_refused_to_rank_0_of_a_ddp_run_ends_every_process_in_one_l
     assert done.returncode == WRITE_FAILED_EXIT
     assert done.stderr.splitlines() == [f"fit.py: error: cannot write {str(ckpt)!r}: {PLAIN[errno.EFBIG]}"]
     assert not list(ckpt.parent.iterdir())
+
+
+def whole_records(path: Path) -> bool:
+    """Whether ``path`` is a sequence of whole TFRecords, up to its last byte."""
+    data, at = path.read_bytes(), 0
+    while at + 12 <= len(data):
+        at += 12 + int.from_bytes(data[at : at + 8], "little") + 4
+    return at == len(data)
+
+
+def test_an_event_file_cut_short_by_the_file_size_limit_keeps_only_whole_records(tmp_path):
+    """The kernel's EFBIG half-way through a record: the half record is cut off, the rest read back."""
+    # the checkpoint (~4.3 KB) fits under the limit; the event file grows past it around epoch 40
+    argv = [sys.executable, str(REPO / "scripts" / "baseline_numpy.py"), "--logdir", str(tmp_path),
+            "--max_epochs", "100", "--checkpoint_every_n_steps", "20"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO,
+                          preexec_fn=file_size_limited(5000))  # fmt: skip
+    run_dir = tmp_path / "numpy" / "version_0"
+    (events,) = run_dir.glob(f"{EVENTS}.*")
+    assert done.returncode == WRITE_FAILED_EXIT
+    assert done.stderr.splitlines() == [
+        f"baseline_numpy.py: error: cannot write {str(events)!r}: {PLAIN[errno.EFBIG]}"
+    ]
+    assert events.stat().st_size < 5000 and whole_records(events)
+    points = {tag: len(p) for tag, p in read_scalars(run_dir).items()}
+    assert min(points.values()) > 1  # what was written whole is read back

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import tempfile
 import threading
 import zipfile
@@ -98,11 +99,30 @@ def thread_write_errors_quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def event_file_errors(run_dir: Path) -> Iterator[None]:
-    """Turn an OSError of an event-file write or flush into ``WriteFailed`` naming the file."""
+    """Turn an OSError of an event-file write or flush into ``WriteFailed`` naming the file.
+
+    An event file is appended to, not replaced: a write the disk cut short leaves half a record
+    at its end, which is cut off (on a read-only disk it stays; TensorBoard skips it).
+    """
     try:
         yield
     except OSError as err:
-        raise WriteFailed(own_event_file(run_dir), err) from None
+        path = own_event_file(run_dir)
+        with contextlib.suppress(OSError):
+            cut_half_record(path)
+        raise WriteFailed(path, err) from None
+
+
+def cut_half_record(path: Path) -> None:
+    """Cut ``path`` after its last whole TFRecord (8-byte length, its 4-byte CRC, data, a 4-byte CRC)."""
+    with open(path, "r+b") as f:
+        end = 0
+        while len(header := f.read(12)) == 12:
+            (length,) = struct.unpack("<Q", header[:8])
+            if len(f.read(length + 4)) < length + 4:
+                break
+            end = f.tell()
+        f.truncate(end)
 
 
 def read_zip_archive(path: Path, expected: str) -> bytes:
