@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -297,3 +298,22 @@ def test_an_event_file_cut_short_by_the_file_size_limit_keeps_only_whole_records
     assert events.stat().st_size < 5000 and whole_records(events)
     points = {tag: len(p) for tag, p in read_scalars(run_dir).items()}
     assert min(points.values()) > 1  # what was written whole is read back
+
+
+@pytest.mark.parametrize("err_no", [errno.ENOSPC, errno.EROFS], ids=["ENOSPC", "EROFS"])
+def test_a_run_directory_the_disk_has_no_room_for_is_reported_in_one_line(
+    tmp_path, capsys, monkeypatch, err_no
+):
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name.startswith("version_"):
+            raise OSError(err_no, os.strerror(err_no))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert train("numpy", tmp_path) == WRITE_FAILED_EXIT
+    run_dir = tmp_path / "numpy" / "version_0"
+    assert capsys.readouterr().err.splitlines() == [
+        f"baseline_numpy.py: error: cannot write {str(run_dir)!r}: {PLAIN[err_no]}"
+    ]

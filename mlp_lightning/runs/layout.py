@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlp_lightning.core.errors import ConfigError, plain_os_error
+from mlp_lightning.core.errors import ConfigError, WriteFailed, plain_os_error
 
 # <logdir>/<trainer>/version_N/: one folder per trainer, one per run
 NUMPY_TRAINER, LIGHTNING_TRAINER = "numpy", "lightning"
@@ -92,7 +92,10 @@ def _cannot_make_directories_in(directory: Path) -> str | None:
 def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:
     """Create and return a new ``<logdir>/<trainer>/version_N`` that no other run holds."""
     root = Path(logdir) / trainer
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteFailed(root, err) from None
     existing = versions(root)
     version = existing[-1] + 1 if existing else 0
     while True:
@@ -102,6 +105,8 @@ def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:
         except FileExistsError:
             version += 1
             continue
+        except OSError as err:  # a full disk has no room for a directory either
+            raise WriteFailed(run_dir, err) from None
         return run_dir, version
 
 
