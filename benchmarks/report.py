@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from mlp_lightning.core.hparams import HParams
+from mlp_lightning.runs.files import atomic_write_text
 
 GPU_START, GPU_END = "<!-- gpu:start -->", "<!-- gpu:end -->"
 
@@ -225,4 +226,4 @@ def write(path, cpu: str | None, gpu: str | None) -> None:
             if match
             else "## GPU\n\nNot measured yet: run the command on a CUDA machine."
         )
-    path.write_text(f"{cpu}\n\n{GPU_START}\n{gpu}\n{GPU_END}\n")
+    atomic_write_text(f"{cpu}\n\n{GPU_START}\n{gpu}\n{GPU_END}\n", path)  # never half a report

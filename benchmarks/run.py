@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))  # `python benchmarks/run.py` from the repo root
 
 from benchmarks import report, sections  # noqa: E402
 from benchmarks.sections import DROPPED_ENV, Sizes  # noqa: E402
+from mlp_lightning.core.errors import WriteFailed, fail_write  # noqa: E402
 
 # twin_d0 next to the notebook; fit_py (what scripts/fit.py runs) at both dropouts for the GEMM targets
 IMPLS = ("twin", "twin_d0", "notebook", "sklearn", "hand_loop", "lightning", "fit_py", "fit_py_d0")
@@ -114,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.sections == "gpu":
         print("--sections gpu: no CUDA device here; nothing measured", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    report.write(args.out, cpu_md, gpu_md)
+    try:
+        report.write(args.out, cpu_md, gpu_md)
+    except WriteFailed as err:
+        return fail_write("run.py", err)
     log(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -37,16 +37,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mlp_lightning.analysis.export import checkpoint_to_npz, load_npz, save_checkpoint
-    from mlp_lightning.core.errors import WeightsError
+    from mlp_lightning.core.errors import ConfigError, WriteFailed, fail_write
+    from mlp_lightning.runs.lock import hold_run_of
 
     try:
-        if args.src.suffix == ".ckpt":
-            checkpoint_to_npz(args.src, args.dst)
-        else:
-            save_checkpoint(load_npz(args.src), args.dst)
-    except WeightsError as err:
+        with hold_run_of(args.dst):  # refused while a trainer holds the run DST lies in
+            if args.src.suffix == ".ckpt":
+                checkpoint_to_npz(args.src, args.dst)
+            else:
+                save_checkpoint(load_npz(args.src), args.dst)
+    except ConfigError as err:  # unusable weights (WeightsError), or a run in use
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except WriteFailed as err:
+        return fail_write(PROG, err)
     print(f"wrote {args.dst}")
     return 0
 

@@ -9,11 +9,16 @@ test that imported ``tests.conftest`` would load a second copy of it. Tests impo
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
+import resource
+import signal
 import subprocess
 import sys
+import threading
 import time
+import unittest.mock
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,3 +123,89 @@ def signal_during_step(monkeypatch, step: int, signum: int) -> None:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(twin_train, "train_step", train_step)
+
+
+class _FailingFile:
+    """A file object whose writes go through ``fault``; everything else is the real file's."""
+
+    def __init__(self, file, fault: DiskFault) -> None:
+        self._file, self._fault = file, fault
+
+    def write(self, data):
+        self._fault.before_write()
+        return self._file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+    def __iter__(self):
+        return iter(self._file)
+
+    def __enter__(self):
+        self._file.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._file.__exit__(*exc)
+
+
+class DiskFault:
+    """Writes to files whose path holds ``name`` fail with ``OSError(err_no)`` from the
+    ``at_write``-th on, as a disk that fills (or fails) and stays so; ``writes`` counts them."""
+
+    def __init__(self, err_no: int, name: str, at_write: int = 1) -> None:
+        self.err_no, self.name, self.at_write = err_no, name, at_write
+        self.writes, self.failed = 0, 0
+        self._lock = threading.Lock()
+
+    def before_write(self) -> None:
+        with self._lock:  # TensorBoard writes from a thread of its own
+            self.writes += 1
+            if self.writes >= self.at_write:
+                self.failed += 1
+                raise OSError(self.err_no, os.strerror(self.err_no))
+
+
+@contextlib.contextmanager
+def disk_fault(err_no: int, name: str, at_write: int = 1):
+    """Inside the block, ``DiskFault`` on every file opened for writing through ``open``/``io.open``.
+
+    That is every Python writer here: ``os.fdopen`` (the atomic writer's temporary file) and
+    TensorBoard's event writer (its thread appends through ``io.open``) call ``io.open``.
+    No root, no mount: the error is raised where the operating system's would be.
+    """
+    fault, real_open = DiskFault(err_no, name, at_write), io.open
+
+    def faulty_open(file, mode="r", *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        if not any(c in mode for c in "wax+"):
+            return opened
+        path = os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else os.fspath(file)
+        return _FailingFile(opened, fault) if name in str(path) else opened
+
+    with (
+        unittest.mock.patch("io.open", faulty_open),
+        unittest.mock.patch("builtins.open", faulty_open),
+    ):
+        yield fault
+
+
+def file_size_limited(limit: int):
+    """A ``preexec_fn`` that caps the files a child process writes at ``limit`` bytes (RLIMIT_FSIZE).
+
+    A write past it fails with EFBIG (SIGXFSZ, which would kill the process, is ignored).
+    """
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_files
+
+
+def script_main(name: str):
+    """``scripts/<name>``'s ``main``, loaded in this process (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, REPO / "scripts" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import pickle
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from mlp_lightning.cli import parse_fit_args
-from mlp_lightning.core.errors import CheckpointError, DivergenceError
+from mlp_lightning.core.errors import CheckpointError, DivergenceError, WriteFailed
 from mlp_lightning.lightning.checkpoint_io import (
     PROJECT_KEY,
     SafeCheckpointIO,
@@ -191,10 +192,10 @@ def test_a_write_that_fails_midway_leaves_the_previous_checkpoint_whole(tmp_path
     before = path.read_bytes()
 
     def crash(fd):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteFailed, match=r"cannot write '.*last\.ckpt': disk full$"):
         atomic_torch_save({"step": torch.tensor(2)}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind

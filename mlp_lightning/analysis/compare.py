@@ -20,6 +20,7 @@ from mlp_lightning.core.errors import RunError
 from mlp_lightning.core.hparams import HParams, hparam_names
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, TRAIN_ACC, VAL_ACC
 from mlp_lightning.runs.layout import LIGHTNING_TRAINER, NUMPY_TRAINER
+from mlp_lightning.runs.lock import hold_run_of
 
 # what run-level parity at --dropout 0 guarantees (tests/test_parity_runs.py checks it)
 LOSS_TOLERANCE = 1e-6
@@ -148,6 +149,12 @@ def compare_runs(
     if a_path is None or b_path is None:
         a_path, b_path = newest_run(logdir, NUMPY_TRAINER), newest_run(logdir, LIGHTNING_TRAINER)
     a, b = load_run(a_path), load_run(b_path)
+    figure = default_figure_path(a, b, out)
+    with hold_run_of(figure):  # refused while a trainer holds the run the figure goes into
+        return _compare(a, b, figure, force, check)
+
+
+def _compare(a: Run, b: Run, figure: Path, force: bool, check: bool) -> int:
     changed = hparam_differences(a, b)
     if changed and not force:
         raise RunError(
@@ -158,7 +165,7 @@ def compare_runs(
         print(f"note: the hyperparameters differ: {'; '.join(changed)}")
     print(format_table(a, b))
 
-    print(f"figure: {write_comparison_figure(a, b, default_figure_path(a, b, out))}")
+    print(f"figure: {write_comparison_figure(a, b, figure)}")
     if check:
         print(f"check: {guarantee(a, b)}")
         broken = check_pair(a, b)

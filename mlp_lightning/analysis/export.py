@@ -9,6 +9,7 @@ functions that need it, so the ``.npz`` side works without it.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from mlp_lightning.core.errors import WeightsError
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights
+from mlp_lightning.runs.files import atomic_write_bytes
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 if TYPE_CHECKING:
@@ -42,11 +44,10 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
 def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
     """Write W1, b1, W2, b2 to ``path`` (uncompressed, as the twin writes them)."""
     weights = checked(weights, "the weights to save")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
-        np.savez(f, **weights)
-    return path
+    buffer = io.BytesIO()  # a file object: np.savez would append ".npz" to a bare name
+    np.savez(buffer, **weights)
+    atomic_write_bytes(buffer.getvalue(), Path(path))
+    return Path(path)
 
 
 def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
@@ -105,17 +106,17 @@ def npz_to_classifier(npz_path: str | Path, **hparams: float | int) -> MLPClassi
 def save_checkpoint(weights: dict[str, np.ndarray], path: str | Path, **hparams: float | int) -> Path:
     """A minimal checkpoint that ``MLPClassifier.load_from_checkpoint(path, weights_only=True)`` reads."""
     import lightning
-    import torch
+
+    from mlp_lightning.lightning.checkpoint_io import atomic_torch_save
 
     module = classifier_from_weights(weights, **hparams)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {
         "state_dict": module.state_dict(),
         "hyper_parameters": dict(module.hparams),
         "pytorch-lightning_version": lightning.__version__,
     }
-    torch.save(checkpoint, path)
+    atomic_torch_save(checkpoint, path)
     return path
 
 

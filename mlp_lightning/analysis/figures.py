@@ -7,6 +7,7 @@ the weights do.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from mlp_lightning.analysis.logged_run import Run, max_differences
 from mlp_lightning.core.boundary_image import GRID_MARGIN, grid_axes
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.runs.files import atomic_write_bytes
 
 # weights, X (N, D) -> logits (N, C)
 Forward = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
@@ -74,11 +76,11 @@ def comparison_figure(
         fontsize=10,
     )
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
-    return out
+    atomic_write_bytes(buffer.getvalue(), Path(out))
+    return Path(out)
 
 
 def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from mlp_lightning.core.errors import DivergenceError, RunInterrupted
+from mlp_lightning.core.errors import DivergenceError, RunInterrupted, WriteFailed
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import epoch_description, epoch_line, should_report
 from mlp_lightning.core.tensorboard_schema import (
@@ -20,6 +20,7 @@ from mlp_lightning.core.tensorboard_schema import (
     hparams_session_start,
 )
 from mlp_lightning.core.weights import nonfinite_names
+from mlp_lightning.runs.files import event_file_errors
 
 
 def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -108,8 +109,9 @@ class HParamsSession(L.Callback):
         writer = self._writer(trainer) if trainer.is_global_zero else None
         if writer is not None:
             trainer.logger.log_hyperparams(self.hparams)  # hparams.yaml beside the events
-            for summary in hparams_session_start(self.hparams, self.run_name):
-                writer.add_summary(summary)
+            with event_file_errors(trainer.logger.log_dir):
+                for summary in hparams_session_start(self.hparams, self.run_name):
+                    writer.add_summary(summary)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._end(trainer, "STATUS_SUCCESS")
@@ -118,13 +120,16 @@ class HParamsSession(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         if not isinstance(exception, RunInterrupted):  # an interrupted run ends when it is resumed
-            self._end(trainer, "STATUS_FAILURE")
+            # the error that ended the run is the one reported, not a second one from here
+            with contextlib.suppress(WriteFailed):
+                self._end(trainer, "STATUS_FAILURE")
 
     def _end(self, trainer: L.Trainer, status: str) -> None:
         writer = self._writer(trainer) if trainer.is_global_zero else None
         if writer is not None:
-            writer.add_summary(hparams_session_end(status))
-            writer.flush()
+            with event_file_errors(trainer.logger.log_dir):
+                writer.add_summary(hparams_session_end(status))
+                writer.flush()
 
 
 TINY_STEP_MACS = 1 << 22  # multiply-adds in one training step's forward pass

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from mlp_lightning.core.errors import CheckpointError, DivergenceError
+from mlp_lightning.core.errors import CheckpointError, DivergenceError, WriteFailed
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
@@ -165,12 +165,15 @@ class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO, made atomic, finite-only and ``weights_only`` on load.
 
     ``preloaded`` is the checkpoint a resume has already read and checked: Lightning's
-    own load of it is answered from memory rather than by reading the file twice.
+    own load of it is answered from memory rather than by reading the file twice. A write
+    the disk refuses is kept in ``failed``, not raised: only rank 0 writes, and the run's
+    checkpoint callback ends every rank together on it (``RunCheckpoint.save``).
     """
 
     def __init__(self, preloaded: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.preloaded = preloaded
+        self.failed: WriteFailed | None = None
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         bad = nonfinite_names(checkpoint["state_dict"], torch.isfinite)
@@ -179,7 +182,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
                 f"refusing to save a checkpoint with non-finite {', '.join(bad)} "
                 f"(epoch {checkpoint['epoch'] + 1}, step {checkpoint['global_step']})"
             )
-        atomic_torch_save(checkpoint, Path(path))
+        try:
+            atomic_torch_save(checkpoint, Path(path))
+        except WriteFailed as err:
+            self.failed = err
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         # Lightning's own resume path ends here: never unpickle objects, whatever it asks,

@@ -38,6 +38,15 @@ def launched_as_nonzero_rank() -> bool:
     return any(os.environ.get(key, "0") != "0" for key in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK"))
 
 
+def holds_the_run() -> bool:
+    """Whether this process holds the run's lock: global rank 0, not a process a launcher started.
+
+    Lightning's launcher gives the processes it starts LOCAL_RANK >= 1; an outside launcher
+    sets the variables ``launched_as_nonzero_rank`` reads.
+    """
+    return os.environ.get("LOCAL_RANK", "0") == "0" and not launched_as_nonzero_rank()
+
+
 def run_version(args: RunArgs) -> int | None:
     """Rank 0 claims a new run directory; processes it launches inherit its number.
 

@@ -27,12 +27,9 @@ import lightning as L
 import torch
 from torchmetrics import Metric
 
-from mlp_lightning.core.errors import DivergenceError, RunInterrupted
+from mlp_lightning.core.errors import DivergenceError, RunInterrupted, WriteFailed
 from mlp_lightning.core.weights import nonfinite_names
-from mlp_lightning.lightning.checkpoint_io import (
-    FORMAT_VERSION,
-    PROJECT_KEY,
-)
+from mlp_lightning.lightning.checkpoint_io import FORMAT_VERSION, PROJECT_KEY, SafeCheckpointIO
 from mlp_lightning.lightning.rank_state import gather_rank_states, own_rank_state
 from mlp_lightning.runs.interrupt import StopRequest
 
@@ -142,7 +139,16 @@ class RunCheckpoint(L.Callback):
         # every rank must call it, rank 0 writes; weights_only=False: the whole training state
         self._epochs_done = epochs_done  # on_save_checkpoint records it
         trainer.save_checkpoint(self.path, weights_only=False)
+        self._raise_if_not_written(trainer)
         self.saved_at = (trainer.current_epoch, trainer.global_step)
+
+    def _raise_if_not_written(self, trainer: L.Trainer) -> None:
+        """End every rank with WriteFailed if rank 0's write was refused (the old checkpoint stays)."""
+        io = trainer.strategy.checkpoint_io
+        failed = io.failed if isinstance(io, SafeCheckpointIO) else None
+        if trainer.strategy.reduce_boolean_decision(failed is not None, all=False):
+            io.failed = None
+            raise failed or WriteFailed(self.path, OSError(0, "global rank 0 could not write it"))
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint[PROJECT_KEY] = {

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from mlp_lightning.core.boundary_image import BoundaryImage
 from mlp_lightning.core.data import load_splits
-from mlp_lightning.core.errors import ConfigError, DivergenceError, RunInterrupted, fail
+from mlp_lightning.core.errors import (
+    WRITE_FAILED_EXIT,
+    ConfigError,
+    DivergenceError,
+    RunInterrupted,
+    WriteFailed,
+    fail,
+    fail_write,
+)
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import (
     already_finished_line,
@@ -45,21 +52,25 @@ from mlp_lightning.lightning.callbacks import (
 from mlp_lightning.lightning.checkpoint_io import Resumed, SafeCheckpointIO, load_resume
 from mlp_lightning.lightning.datamodule import BlobDataModule, check_world_size
 from mlp_lightning.lightning.flags import resumed_trainer_flags
-from mlp_lightning.lightning.launch import PROG, processes_line, quiet_lightning, run_version
+from mlp_lightning.lightning.launch import PROG, holds_the_run, processes_line, quiet_lightning, run_version
 from mlp_lightning.lightning.lit_module import MLPClassifier
 from mlp_lightning.lightning.rank_state import check_process_count
 from mlp_lightning.lightning.run_checkpoint import RunCheckpoint
+from mlp_lightning.lightning.run_logger import RunLogger
 from mlp_lightning.lightning.run_record import RunRecord
 from mlp_lightning.runs.args import RunArgs, TrainerFlags
+from mlp_lightning.runs.files import thread_write_errors_quiet
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import (
     CHECKPOINT_DIR,
     LIGHTNING_CHECKPOINT,
     LIGHTNING_TRAINER,
+    LOCK_FILE,
     METRICS_CSV,
     run_name,
     wait_for_a_later_event_file_second,
 )
+from mlp_lightning.runs.lock import hold_run, unchanged_since
 from mlp_lightning.runs.resume import resolve_resume
 
 PROG_PATH = "scripts/fit.py"
@@ -79,34 +90,51 @@ class Plan:
 
 
 def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
-    """Train (or resume) one run; exit code 0, 1 diverged, 2 bad --resume, 130/143 interrupted.
+    """Train (or resume) one run; exit code 0, 1 diverged, 2 bad --resume or a run in use,
+    130/143 interrupted, 74 (``WRITE_FAILED_EXIT``) a file the disk refused.
 
     ``callbacks`` are added to the project's (tests use them to inject faults).
     """
     quiet_lightning()
     stop = StopRequest().install()  # from here on Ctrl-C/SIGTERM stop at the next batch boundary
-    try:
+    # held until the process ends its run: the run's lock, the quiet event-writer thread
+    with contextlib.ExitStack() as held:
         try:
-            plan = plan_run(args)
-        except ConfigError as err:
-            fail(PROG, str(err))
-        if plan is None:
-            return 0
-        text = run_text(args.command, args.config_yaml)
-        return train(plan, args.checkpoint_every_n_steps, stop, callbacks, text)
-    finally:
-        stop.restore()
+            held.enter_context(thread_write_errors_quiet())
+            try:
+                plan = plan_run(args, held)
+            except ConfigError as err:
+                fail(PROG, str(err))
+            if plan is None:
+                return 0
+            text = run_text(args.command, args.config_yaml)
+            return train(plan, args.checkpoint_every_n_steps, stop, callbacks, text)
+        except WriteFailed as err:
+            return fail_write(PROG, err)
+        finally:
+            stop.restore()
 
 
-def plan_run(args: RunArgs) -> Plan | None:
-    """A new run, or the run ``--resume`` names (None when it has finished its epochs)."""
+def plan_run(args: RunArgs, held: contextlib.ExitStack) -> Plan | None:
+    """A new run, or the run ``--resume`` names (None when it has finished its epochs).
+
+    The process that claims or resumes the run (global rank 0) holds its lock in ``held``.
+    """
     if args.resume is None:
         new_dirs = tuple(
             _missing_dirs(Path(args.logdir) / LIGHTNING_TRAINER)
         )  # before the claim creates them
-        return Plan(args.hp, args.trainer, Path(args.logdir), run_version(args), new_dirs=new_dirs)
+        version = run_version(args)
+        if version is not None and holds_the_run():
+            held.enter_context(hold_run(Path(args.logdir) / run_name(LIGHTNING_TRAINER, version)))
+        return Plan(args.hp, args.trainer, Path(args.logdir), version, new_dirs=new_dirs)
     target = resolve_resume(args.resume, args.logdir, LIGHTNING_TRAINER, LIGHTNING_CHECKPOINT)
-    resumed = load_resume(target, args.hp, args.given)
+    read = unchanged_since(target.checkpoint)
+    resumed = load_resume(target, args.hp, args.given)  # checked before the lock: a refusal writes nothing
+    if holds_the_run():
+        held.enter_context(hold_run(target.run_dir))
+        if not read():  # its holder saved it again and ended while this process read it
+            resumed = load_resume(target, args.hp, args.given)
     if resumed.epochs_done >= resumed.hp.max_epochs:
         print(already_finished_line(target.run_dir, resumed.epochs_done))
         return None
@@ -126,9 +154,7 @@ def train(
     datamodule = BlobDataModule.from_hparams(hp)
     model = MLPClassifier.from_hparams(hp)
     # a resumed run writes a new event file into its own directory: the same TensorBoard run
-    logger = TensorBoardLogger(
-        plan.logdir, name=LIGHTNING_TRAINER, version=plan.version, default_hp_metric=False
-    )
+    logger = RunLogger(plan.logdir, name=LIGHTNING_TRAINER, version=plan.version, default_hp_metric=False)
     run_dir = logger.log_dir
     checkpoint = RunCheckpoint(
         os.path.join(run_dir, CHECKPOINT_DIR, LIGHTNING_CHECKPOINT), hp.as_dict(), checkpoint_every_n_steps,
@@ -185,6 +211,11 @@ def train(
             message = stopped_lines(PROG, PROG_PATH, stop.name, checkpoint.saved_at, checkpoint.path, run_dir)
             print(message, file=sys.stderr)
         return stop.exit_code
+    except WriteFailed as err:  # the last checkpoint written stays whole, for --resume once there is room
+        if not trainer.is_global_zero:
+            return WRITE_FAILED_EXIT
+        sys.stdout.flush()
+        return fail_write(PROG, err)
     if trainer.is_global_zero:
         print(final_report(epoch_metrics(trainer), run_dir, plan.logdir, time.perf_counter() - start))
     return 0
@@ -198,6 +229,8 @@ def check_launch(trainer: L.Trainer, plan: Plan, run_dir: str) -> None:
             check_process_count(plan.resumed.processes, trainer.world_size)
     except ConfigError as err:
         if not plan.resumed and plan.version is not None:  # this process claimed the run's directory
+            with contextlib.suppress(OSError):
+                (Path(run_dir) / LOCK_FILE).unlink()  # held until this process ends; an empty file
             for path in (Path(run_dir), *plan.new_dirs):
                 with contextlib.suppress(OSError):  # rmdir only ever removes an empty directory
                     path.rmdir()

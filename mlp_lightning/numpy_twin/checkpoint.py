@@ -121,13 +121,17 @@ def _check_params(state: TwinState, name: str) -> None:
     )  # fmt: skip
 
 
-def load_resume(args, trainer: str) -> tuple[TwinState, ResumeTarget]:
-    """The state ``--resume`` names, checked; the flags given beside it must match the run's own
+def resume_target(args, trainer: str) -> ResumeTarget:
+    """The run and checkpoint ``--resume`` names."""
+    return resolve_resume(args.resume, args.logdir, trainer, TWIN_CHECKPOINT)
+
+
+def load_resume(args, target: ResumeTarget) -> TwinState:
+    """``target``'s state, checked; the flags given beside ``--resume`` must match the run's own
     (``resumed_hparams``, the rule fit.py's resume follows: a given ``--max_epochs`` may extend it)."""
-    target = resolve_resume(args.resume, args.logdir, trainer, TWIN_CHECKPOINT)
     state = load_state(target.checkpoint)
     state.hp = resumed_hparams(state.hp, args.hp, args.given, state.epochs_done, target.run_dir)
-    return state, target
+    return state
 
 
 class Checkpointer:

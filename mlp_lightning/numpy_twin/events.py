@@ -4,11 +4,14 @@ Written with the ``tensorboard`` package's own ``EventFileWriter`` and classic
 ``simple_value`` scalars, which is what Lightning's TensorBoardLogger writes too, so
 TensorBoard's scalar readers return both runs alike and overlay them. The HPARAMS
 session, the custom-scalars layout, the run's text and the boundary images are the
-summaries ``tensorboard_schema`` builds for both trainers.
+summaries ``tensorboard_schema`` builds for both trainers. The writer writes from a thread
+that keeps a failed write's error for its next ``flush()``: every epoch is flushed, and a
+refused write comes out as ``WriteFailed`` naming the file, as on the Lightning side.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from mlp_lightning.core.boundary_image import IMAGE_SIZE
+from mlp_lightning.core.errors import WriteFailed
 from mlp_lightning.core.tensorboard_schema import (
     EPOCH,
     custom_scalars_summary,
@@ -26,6 +30,7 @@ from mlp_lightning.core.tensorboard_schema import (
     image_summary,
     text_summary,
 )
+from mlp_lightning.runs.files import event_file_errors
 
 
 class EventWriter:
@@ -38,12 +43,14 @@ class EventWriter:
     def __init__(
         self, run_dir: Path, hparams: dict[str, int | float | str], run_name: str, text: str, first_step: int
     ) -> None:
-        self._writer = EventFileWriter(str(run_dir))
-        # the session first, at step 0, as the Lightning side writes it when fit starts
-        for summary in hparams_session_start(hparams, run_name):
-            self._add(summary, step=0)
-        self._add(custom_scalars_summary(), step=0)
-        self._add(text_summary(text), step=first_step)
+        self._run_dir = run_dir
+        with event_file_errors(run_dir):
+            self._writer = EventFileWriter(str(run_dir))
+            # the session first, at step 0, as the Lightning side writes it when fit starts
+            for summary in hparams_session_start(hparams, run_name):
+                self._add(summary, step=0)
+            self._add(custom_scalars_summary(), step=0)
+            self._add(text_summary(text), step=first_step)
 
     def _add(self, summary: Summary, step: int) -> None:
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
@@ -52,7 +59,9 @@ class EventWriter:
         """``metrics`` and the 0-based ``epoch`` (a float, as Lightning logs it) at the epoch's last step."""
         values = {**metrics, EPOCH: float(epoch)}
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
-        self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
+        with event_file_errors(self._run_dir):
+            self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
+            self._writer.flush()  # on the disk, or its error raised, before the epoch's checkpoint
 
     def boundary_image(self, png: bytes, step: int) -> None:
         """The decision-boundary PNG (``boundary_image.IMAGE_SIZE`` square) at ``step``."""
@@ -60,6 +69,13 @@ class EventWriter:
 
     def close(self, status: str | None = "STATUS_SUCCESS") -> None:
         """End the HPARAMS session with ``status`` (None: leave it open) and flush the file."""
-        if status is not None:
-            self._add(hparams_session_end(status), step=0)
-        self._writer.close()
+        with event_file_errors(self._run_dir):
+            if status is not None:
+                self._add(hparams_session_end(status), step=0)
+            self._writer.flush()  # close() alone would not raise the writer thread's error
+            self._writer.close()
+
+    def close_after_failure(self, status: str | None) -> None:
+        """``close`` on the way out of a failed or stopped run: the error that ended it is reported."""
+        with contextlib.suppress(WriteFailed):
+            self.close(status)

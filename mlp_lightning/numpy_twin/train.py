@@ -9,6 +9,8 @@ torchmetrics keeps them on the Lightning side.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import time
 from collections.abc import Callable
@@ -16,9 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import yaml
 
 from mlp_lightning.core.data import EVAL_CHUNK, BatchOrder, load_splits
-from mlp_lightning.core.errors import ConfigError, DivergenceError, RunInterrupted
+from mlp_lightning.core.errors import (
+    ConfigError,
+    DivergenceError,
+    RunInterrupted,
+    WriteFailed,
+    fail,
+    fail_write,
+)
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import (
     already_finished_line,
@@ -41,9 +51,10 @@ from mlp_lightning.core.tensorboard_schema import (
     run_text,
 )
 from mlp_lightning.core.weights import init_weights
-from mlp_lightning.numpy_twin.checkpoint import Checkpointer, TwinState, load_resume
+from mlp_lightning.numpy_twin.checkpoint import Checkpointer, TwinState, load_resume, resume_target
 from mlp_lightning.numpy_twin.model import Params
 from mlp_lightning.numpy_twin.step import RunningMean, Workspace, empty_cache, evaluate, predict, train_step
+from mlp_lightning.runs.files import atomic_write_bytes, atomic_write_text, thread_write_errors_quiet
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import (
     CHECKPOINT_DIR,
@@ -56,6 +67,7 @@ from mlp_lightning.runs.layout import (
     run_name,
     wait_for_a_later_event_file_second,
 )
+from mlp_lightning.runs.lock import hold_run, unchanged_since
 from mlp_lightning.runs.metrics_csv import MetricsCsv
 
 if TYPE_CHECKING:
@@ -133,32 +145,55 @@ def train(
 
 def save_weights(params: Params, path: Path) -> None:
     """W1, b1, W2, b2 as float32 arrays in an ``.npz`` (no pickles: loads with allow_pickle=False)."""
-    np.savez(path, **{name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()})
+    buffer = io.BytesIO()
+    np.savez(
+        buffer, **{name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
+    )
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def fit(args: RunArgs) -> int:
-    """Train one run under ``<logdir>/numpy/version_N``: events, hparams.yaml, weights.npz, console report."""
-    import yaml
+    """Train one run under ``<logdir>/numpy/version_N``: events, hparams.yaml, weights.npz, console report.
+
+    Exit codes as fit.py's: 0, 1 diverged, 2 bad --resume or a run in use, 130/143 interrupted,
+    74 (``WRITE_FAILED_EXIT``) a file the disk refused.
+    """
+    with contextlib.ExitStack() as held:  # the run's lock and the quiet event-writer thread, to the end
+        try:
+            held.enter_context(thread_write_errors_quiet())
+            return _fit(args, held)
+        except WriteFailed as err:
+            return fail_write(PROG, err)
+
+
+def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     from tqdm import tqdm
 
     from mlp_lightning.core.boundary_image import BoundaryImage
-    from mlp_lightning.core.errors import fail
     from mlp_lightning.numpy_twin.events import EventWriter
 
     hp, resume, logdir = args.hp, None, args.logdir
     if args.resume is not None:
         try:
-            resume, target = load_resume(args, NUMPY_TRAINER)
+            target = resume_target(args, NUMPY_TRAINER)
+            read = unchanged_since(target.checkpoint)
+            resume = load_resume(args, target)  # checked before the lock: a refusal writes nothing
+            held.enter_context(hold_run(target.run_dir))
+            if not read():  # its holder saved it again and ended while this process read it
+                resume = load_resume(args, target)
         except ConfigError as err:
             fail(PROG, str(err))
         hp, run_dir, version, logdir = resume.hp, target.run_dir, target.version, target.logdir
         if resume.epochs_done >= hp.max_epochs:
+            if not (run_dir / TWIN_WEIGHTS).is_file():  # its end was refused by the disk: finish it
+                save_weights(resume.params, run_dir / TWIN_WEIGHTS)
             print(already_finished_line(run_dir, resume.epochs_done))
             return 0
         print(resuming_line(run_dir, target.checkpoint, resume.epochs_done, resume.step), flush=True)
     else:
         run_dir, version = claim_run_dir(args.logdir, NUMPY_TRAINER)
-    (run_dir / HPARAMS_FILE).write_text(yaml.safe_dump(hp.as_dict()))  # as Lightning writes it
+        held.enter_context(hold_run(run_dir))
+    atomic_write_text(yaml.safe_dump(hp.as_dict()), run_dir / HPARAMS_FILE)  # as Lightning writes it
     if resume is not None:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
     text, first_step = run_text(args.command, args.config_yaml), resume.step if resume else 0
@@ -199,19 +234,19 @@ def fit(args: RunArgs) -> int:
     except RunInterrupted:
         # not over: no session end, as Lightning writes none; TensorBoard keeps the first end a run's
         # files hold, so one written now would outlast the one its resume writes
-        events.close(None)
+        events.close_after_failure(None)
         bar.close()  # clears its line: the message starts on a line of its own
         sys.stdout.flush()  # the summaries before it, in a log that takes both streams
         print(stopped_lines(PROG, PROG_PATH, stop.name, saver.saved_at, checkpoint, run_dir), file=sys.stderr)
         return stop.exit_code
     except DivergenceError as err:
-        events.close("STATUS_FAILURE")
+        events.close_after_failure("STATUS_FAILURE")
         bar.close()
         sys.stdout.flush()
         print(diverged_lines(PROG, err, saver.saved_at, checkpoint), file=sys.stderr)
         return 1
-    except BaseException:
-        events.close("STATUS_FAILURE")
+    except BaseException:  # WriteFailed among them: fit reports it
+        events.close_after_failure("STATUS_FAILURE")
         raise
     finally:
         bar.close()

@@ -1,42 +1,130 @@
 """Files a run writes and reads back, without torch: atomic writes, stored hyperparameters, errors.
 
 Both trainers use these; the NumPy twin imports no torch, so they live here rather
-than beside the torch checkpoint code.
+than beside the torch checkpoint code. Every file the project writes whole (checkpoints,
+weights, hparams.yaml, figures, exports, benchmark reports) goes through ``atomic_write_bytes``;
+the operating system's refusal (disk full, read-only, ...) comes out as one ``WriteFailed``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import struct
 import tempfile
+import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from mlp_lightning.core.errors import CheckpointError, ConfigError
+from mlp_lightning.core.errors import CheckpointError, ConfigError, WriteFailed
 from mlp_lightning.core.hparams import HParams, hparam_names, validate
+from mlp_lightning.runs.layout import own_event_file
+
+TEMP_SUFFIX = ".tmp"  # .<name>.<random>.tmp beside the file it will replace
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# the mode open() would give a new file (mkstemp's own is 0o600)
+NEW_FILE_MODE = 0o666 & ~_umask()
 
 DATA_FLAGS_ADDED = ("dataset", "noise", "data", "data_sha256", "data_points")
 
 
-def atomic_write_bytes(data: bytes, path: Path, mode: int | None = None) -> None:
+def atomic_write_bytes(data: bytes, path: Path) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
 
-    The file is private to its owner (mkstemp's 0600) unless ``mode`` says otherwise.
+    A temporary file in the same directory, flushed to the disk, then renamed over ``path``;
+    if any step fails the temporary file is removed and ``path`` is untouched. An OSError
+    (ENOSPC, EDQUOT, EFBIG, EIO, EROFS, ...) is raised as ``WriteFailed`` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
         with os.fdopen(fd, "wb") as f:
-            if mode is not None:
-                os.fchmod(f.fileno(), mode)
+            os.fchmod(fd, NEW_FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        _fsync_directory(path.parent)  # the rename itself, on the disk
+    except OSError as err:
+        raise WriteFailed(path, err) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def thread_write_errors_quiet() -> Iterator[None]:
+    """Inside the block a thread that dies of an OSError prints no traceback.
+
+    TensorBoard's event writers write from a thread; when a write fails there the thread keeps
+    the error and the writer raises it again at its next ``flush()`` in the training thread,
+    which reports it as one line (``event_file_errors``). The thread's own traceback would only
+    precede that line. Other exceptions keep Python's hook.
+    """
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.exc_value, OSError):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+@contextlib.contextmanager
+def event_file_errors(run_dir: Path) -> Iterator[None]:
+    """Turn an OSError of an event-file write or flush into ``WriteFailed`` naming the file.
+
+    An event file is appended to, not replaced: a write the disk cut short leaves half a record
+    at its end, which is cut off (on a read-only disk it stays; TensorBoard skips it).
+    """
+    try:
+        yield
+    except OSError as err:
+        path = own_event_file(run_dir)
+        with contextlib.suppress(OSError):
+            cut_half_record(path)
+        raise WriteFailed(path, err) from None
+
+
+def cut_half_record(path: Path) -> None:
+    """Cut ``path`` after its last whole TFRecord (8-byte length, its 4-byte CRC, data, a 4-byte CRC)."""
+    with open(path, "r+b") as f:
+        end = 0
+        while len(header := f.read(12)) == 12:
+            (length,) = struct.unpack("<Q", header[:8])
+            if len(f.read(length + 4)) < length + 4:
+                break
+            end = f.tell()
+        f.truncate(end)
 
 
 def read_zip_archive(path: Path, expected: str) -> bytes:

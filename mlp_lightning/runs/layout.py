@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.errors import ConfigError, WriteFailed, plain_os_error
 
 # <logdir>/<trainer>/version_N/: one folder per trainer, one per run
 NUMPY_TRAINER, LIGHTNING_TRAINER = "numpy", "lightning"
@@ -26,6 +26,8 @@ CHECKPOINT_DIR = "checkpoints"
 LIGHTNING_CHECKPOINT = "last.ckpt"  # the Lightning run's resumable checkpoint
 TWIN_CHECKPOINT = "last.npz"  # the NumPy twin's resumable state
 TWIN_WEIGHTS = "weights.npz"  # the twin's final weights, float32 W1, b1, W2, b2
+LOCK_FILE = ".lock"  # held (flock) by the process training in the run; holds its pid
+EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's: events.out.tfevents.<second>.<host>.<pid>.<n>
 # set for the processes a multi-process strategy launches, so they join rank 0's run
 RUN_VERSION_ENV = "MLP_LIGHTNING_RUN_VERSION"
 
@@ -75,11 +77,6 @@ def check_logdir(logdir: Path, create: bool = True) -> None:
         raise ConfigError(f"{shown} cannot be created in {str(ancestor)!r}: {reason}")
 
 
-_PLAIN = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-          errno.EROFS: "a read-only file system", errno.ENOSPC: "no space left on the device",
-          errno.EDQUOT: "the disk quota is used up"}  # fmt: skip
-
-
 def _cannot_make_directories_in(directory: Path) -> str | None:
     """Why no directory can be made in ``directory`` (which exists), in plain words; None if one can."""
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -89,14 +86,17 @@ def _cannot_make_directories_in(directory: Path) -> str | None:
     except OSError as err:
         if err.errno == errno.ENOENT:  # /proc: the directory is there, but takes no new entries
             return "it accepts no new directories"
-        return _PLAIN.get(err.errno, (err.strerror or str(err)).lower())
+        return plain_os_error(err)
     return None
 
 
 def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:
     """Create and return a new ``<logdir>/<trainer>/version_N`` that no other run holds."""
     root = Path(logdir) / trainer
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteFailed(root, err) from None
     existing = versions(root)
     version = existing[-1] + 1 if existing else 0
     while True:
@@ -106,6 +106,8 @@ def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:
         except FileExistsError:
             version += 1
             continue
+        except OSError as err:  # a full disk has no room for a directory either
+            raise WriteFailed(run_dir, err) from None
         return run_dir, version
 
 
@@ -119,8 +121,21 @@ def wait_for_a_later_event_file_second(run_dir: Path) -> None:
     Waiting for the next second costs nothing in practice: only a run interrupted within a
     second of its start (a test) waits at all, and less than a second.
     """
-    stamps = (p.name.split(".")[3] for p in Path(run_dir).glob("events.out.tfevents.*"))
+    stamps = (p.name.split(".")[3] for p in Path(run_dir).glob(EVENT_FILES))
     seconds = [int(stamp) for stamp in stamps if stamp.isdigit()]  # a stray file is no reason to fail
     delay = max(seconds) + 1 - time.time() if seconds else 0.0
     if delay > 0:
         time.sleep(delay)
+
+
+def own_event_file(run_dir: Path) -> Path:
+    """The newest event file this process opened in ``run_dir`` (its name holds the pid).
+
+    Write errors name it; the writers keep the name to themselves.
+    """
+
+    def order(p: Path) -> tuple[str, int]:  # second, then the process's file counter
+        return p.name.split(".")[3], int(p.name.split(".")[-1])
+
+    mine = [p for p in Path(run_dir).glob(EVENT_FILES) if p.name.split(".")[-2] == str(os.getpid())]
+    return max(mine, key=order, default=Path(run_dir) / EVENT_FILES)

@@ -22,7 +22,6 @@ from mlp_lightning.core.tensorboard_schema import METRIC_TAGS
 from mlp_lightning.runs.files import atomic_write_bytes
 
 COLUMNS = ("epoch", "step", *METRIC_TAGS)
-FILE_MODE = 0o644  # readable by all, as the run's other files are
 
 
 def format_value(value: float) -> str:
@@ -56,7 +55,7 @@ class MetricsCsv:
         self.path = Path(path)
         kept = [row for row in read_rows(self.path) if row["epoch"] < first_epoch] if first_epoch else []
         text = "".join(self._line(row) for row in kept)
-        atomic_write_bytes((",".join(COLUMNS) + "\n" + text).encode(), self.path, mode=FILE_MODE)
+        atomic_write_bytes((",".join(COLUMNS) + "\n" + text).encode(), self.path)
 
     def append(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         """Add epoch ``epoch``'s (0-based) row: its step and the four metric tags' values."""
