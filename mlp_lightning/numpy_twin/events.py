@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
@@ -25,8 +25,18 @@ from mlp_lightning.core.tensorboard_schema import (
 class EventWriter:
     """One run's event file: per-epoch scalars at Lightning's steps, and the HPARAMS session."""
 
-    def __init__(self, run_dir: Path, hparams: dict[str, int | float | str], run_name: str) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        hparams: dict[str, int | float | str],
+        run_name: str,
+        purge_step: int | None = None,
+    ) -> None:
         self._writer = EventFileWriter(str(run_dir))
+        if purge_step is not None:
+            # a resume replays the steps since its checkpoint: TensorBoard hides what the earlier
+            # files hold from that step on (torch's SummaryWriter(purge_step=...) writes the same)
+            self._writer.add_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
         # the session first, at step 0, as the Lightning side writes it when fit starts
         for summary in hparams_session_start(hparams, run_name):
             self._add(summary, step=0)
@@ -39,6 +49,8 @@ class EventWriter:
         values = {**metrics, EPOCH: float(epoch)}
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
         self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
+        # on disk before the checkpoint that follows: a kill after that save must not lose them
+        self._writer.flush()
 
     def close(self, status: str = "STATUS_SUCCESS") -> None:
         """End the HPARAMS session with ``status`` and flush the file."""
