@@ -111,7 +111,7 @@ def load_state(path: Path) -> TwinState:
         numpy_dropout_rng(hp.seed).bit_generator.state = state.rng  # the generator takes it, or raises
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
         raise CheckpointError(f"checkpoint {name!r} has a damaged 'meta' entry: {err!r}"[:300]) from None
     _check_params(state, name)
     return state
