@@ -51,23 +51,15 @@ def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
 
 def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
     """W1, b1, W2, b2 of a Lightning checkpoint, as NumPy arrays in the twin's layout."""
-    import pickle
-
     import torch
 
-    from mlp_lightning.lightning.checkpoint_io import STATE_PREFIX
+    from mlp_lightning.core.errors import CheckpointError
+    from mlp_lightning.lightning.checkpoint_io import STATE_PREFIX, read_checkpoint
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise WeightsError(
-            f"cannot read {path} as a Lightning checkpoint: it holds objects other than tensors and "
-            f"plain values (refused unread, nothing in it was run): {_one_line(err)}"
-        ) from None
-    except (
-        Exception
-    ) as err:  # a damaged archive: torch's reader raises RuntimeError, EOFError, IndexError, ...
-        raise WeightsError(f"cannot read {path} as a Lightning checkpoint: {_one_line(err)}") from None
+    try:  # weights_only, checksums checked, every failure one line
+        checkpoint = read_checkpoint(Path(path))
+    except CheckpointError as err:
+        raise WeightsError(str(err)) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise WeightsError(f"{path} holds no state_dict (the model's weights): not a Lightning checkpoint")
