@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from mlp_lightning.analysis.export import checkpoint_weights, load_npz
@@ -91,12 +91,22 @@ def report_counts():
 # --- byte-level damage, aimed at the regions of a zip archive ------------------------------------
 
 
+def data_start(data: bytes, info: zipfile.ZipInfo) -> int:
+    """Where a member's stored bytes begin: after its local header, whose extra field (torch pads
+    there to align tensors) may differ from the central directory's copy."""
+    name_len, extra_len = (
+        int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little"),
+        int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little"),
+    )
+    return info.header_offset + 30 + name_len + extra_len
+
+
 def zip_regions(data: bytes) -> list[int]:
     """Offsets where a zip's parts begin and end: each member's header and data, the directory, its end."""
     marks = {0, len(data)}
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         for info in zf.infolist():
-            start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+            start = data_start(data, info)
             marks |= {info.header_offset, start, start + info.compress_size}
         eocd = data.rfind(b"PK\x05\x06")
         marks |= {eocd, zf.start_dir} if hasattr(zf, "start_dir") else {eocd}
@@ -271,6 +281,24 @@ def _paths(ckpt: dict) -> list[tuple[str, ...]]:
     return paths
 
 
+def same_kind(new, old) -> bool:
+    """A replacement that is a value, not damage: a scalar of the type (an int for a float), a
+    tensor of the dtype and shape. The readers must take it as written; it is not generated."""
+    if torch.is_tensor(new) or torch.is_tensor(old):
+        return (
+            torch.is_tensor(new) and torch.is_tensor(old) and (new.dtype, new.shape) == (old.dtype, old.shape)
+        )
+    if isinstance(old, (list, dict)):
+        return False
+    return type(new) is type(old) or (type(old) is float and type(new) is int)
+
+
+def at(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
 def replaced(tree, path, value):
     tree = copy.deepcopy(tree)
     node = tree
@@ -287,6 +315,7 @@ def _lightning_types(runs, data, capsys) -> None:
     ckpt = torch.load(path, weights_only=True)
     where = data.draw(st.sampled_from(_paths(ckpt)))
     value = data.draw(wrong_values(runs["marker"]))
+    assume(not same_kind(value, at(ckpt, where)))
     TRIED["last.ckpt wrong type"] += 1
     buffer = io.BytesIO()
     torch.save(replaced(ckpt, where, value), buffer)
@@ -309,6 +338,7 @@ def _twin_types(runs, data, capsys) -> None:
         paths = [(k,) for k in meta] + [(k, j) for k in meta if isinstance(meta[k], dict) for j in meta[k]]
         where = data.draw(st.sampled_from(paths))
         value = data.draw(WRONG_YAML_VALUES)
+        assume(not same_kind(value, at(meta, where)))
         arrays["meta"] = np.array(json.dumps(replaced(meta, where, value)))
         TRIED["last.npz meta wrong type"] += 1
     else:
@@ -449,3 +479,48 @@ def test_an_empty_or_cut_short_weights_file_is_refused_in_one_line(tmp_path, con
     with pytest.raises(WeightsError, match="cannot read .* as a .npz") as err:
         load_npz(path)
     assert "\n" not in str(err.value)
+
+
+def flipped_in_member_data(data: bytes, member: str) -> bytes:
+    """``data`` with one bit flipped in the stored bytes of the zip member whose name ends in ``member``."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith(member))
+    start = data_start(data, info)
+    out = bytearray(data)
+    out[start + info.compress_size // 2] ^= 0x01
+    return bytes(out)
+
+
+@pytest.mark.parametrize("member", ["data.pkl", "data/0"])  # the pickled tree, a tensor's bytes
+def test_a_flipped_bit_in_a_checkpoint_is_refused_not_read_as_another_number(runs, tmp_path, member):
+    path = tmp_path / "lightning" / "version_0" / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        flipped_in_member_data((runs["lightning"] / "checkpoints" / "last.ckpt").read_bytes(), member)
+    )
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        read_lightning(path)
+    with pytest.raises(WeightsError, match="fails its checksum"):
+        checkpoint_weights(path)
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "named"),
+    [
+        (("global_step",), None, "global_step"),
+        (("epoch",), -1, "epoch"),
+        (("loops",), "x", "loops"),
+        ((PROJECT_KEY, "epochs_done"), 2.0, "epochs_done"),
+        ((PROJECT_KEY, "ranks"), [1], "ranks"),
+        ((PROJECT_KEY, "ranks", 0, "torch_rng"), None, "ranks"),
+    ],
+)
+def test_a_checkpoints_loop_counters_and_process_states_of_the_wrong_type_are_refused(
+    runs, tmp_path, where, value, named
+):
+    ckpt = torch.load(runs["lightning"] / "checkpoints" / "last.ckpt", weights_only=True)
+    path = tmp_path / "lightning" / "version_0" / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save(replaced(ckpt, where, value), path)
+    with pytest.raises(CheckpointError, match=f"is damaged: .*{named}"):
+        read_lightning(path)
