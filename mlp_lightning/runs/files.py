@@ -78,7 +78,7 @@ def stored_hparams(stored: object, path: Path) -> HParams:
         ok = type(value) is expected or (expected is float and type(value) is int)
         if not ok:
             raise CheckpointError(
-                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {value!r}, "
+                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {' '.join(repr(value).split())[:80]}, "
                 f"not a plain {expected.__name__}"
             )
     try:
