@@ -39,7 +39,7 @@ from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY, load_resume
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
 from mlp_lightning.runs.resume import resolve_resume
-from tests.helpers import read_scalars, run_lightning, run_numpy
+from tests.helpers import read_scalars, run_lightning, run_numpy, run_script
 
 FAST, MANY = 25, 300  # examples per property: the quick suite, and under -m slow
 TRIED: collections.Counter = collections.Counter()  # damaged files tried, by kind (printed at the end)
@@ -526,3 +526,55 @@ def test_a_checkpoints_loop_counters_and_process_states_of_the_wrong_type_are_re
     with pytest.raises(CheckpointError, match=named) as err:
         read_lightning(path)
     assert "\n" not in str(err.value)
+
+
+# --- end to end: the scripts, in fresh interpreters ------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "damage", "message"),
+    [
+        ("fit.py", "flip last.ckpt", "fails its checksum"),
+        ("baseline_numpy.py", "cut last.npz", "is truncated"),
+        ("fit.py", "config not UTF-8", "not a UTF-8 text file"),
+        ("baseline_numpy.py", "config lr: null", "--lr must be a finite number, got None"),
+        ("export_weights.py", "empty weights.npz", "cannot read"),
+        ("export_weights.py", "pickled payload in last.ckpt", "nothing in it was run"),
+    ],
+)
+def test_scripts_refuse_a_damaged_file_in_one_line_and_write_nothing(runs, tmp_path, script, damage, message):
+    logdir = tmp_path / "logs"
+    lightning, twin = (logdir / "lightning" / "version_0", logdir / "numpy" / "version_0")
+    shutil.copytree(runs["lightning"], lightning)
+    shutil.copytree(runs["twin"], twin)
+    ckpt, npz = lightning / "checkpoints" / "last.ckpt", twin / "checkpoints" / "last.npz"
+    config = tmp_path / "config.yaml"
+    if damage == "flip last.ckpt":
+        ckpt.write_bytes(flipped_in_member_data(ckpt.read_bytes(), "data/0"))
+        argv = ["--resume", str(lightning), "--max_epochs", "3"]
+    elif damage == "cut last.npz":
+        npz.write_bytes(npz.read_bytes()[:-30])
+        argv = ["--resume", str(twin), "--max_epochs", "3"]
+    elif damage.startswith("config"):
+        config.write_bytes(b"lr: 0.1\n# caf\xe9\n" if "UTF-8" in damage else b"lr: null\n")
+        argv = [f"--config={config}", "--logdir", str(logdir)]
+    elif damage == "empty weights.npz":
+        (twin / "weights.npz").write_bytes(b"")
+        argv = [str(twin / "weights.npz"), str(tmp_path / "out.ckpt")]
+    else:
+        ckpt.write_bytes(saved_with_payload(ckpt, runs["marker"]))
+        argv = [str(ckpt), str(tmp_path / "out.npz")]
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    done = run_script(script, *argv)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert err.startswith(f"{script}: error: "), err
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    assert not runs["marker"].exists()
+
+
+def saved_with_payload(path: Path, marker: Path) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({**torch.load(path, weights_only=True), "extra": Payload(str(marker))}, buffer)
+    return buffer.getvalue()
