@@ -152,7 +152,13 @@ def given_flags(argv: Sequence[str], ns) -> frozenset[str]:
     names = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
     for config in ns.get("config") or []:
         if config is not None:
-            keys = yaml.safe_load(Path(str(config)).read_text())
+            try:
+                keys = yaml.safe_load(Path(str(config)).read_text())
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:  # the parser read it otherwise
+                why = " ".join(str(err).split())[:200]
+                raise ConfigError(
+                    f"--config {config}: not a YAML file of flag: value lines ({why})"
+                ) from None
             names |= set(keys) if isinstance(keys, dict) else set()
     return frozenset(names - {"config"})
 
@@ -192,7 +198,11 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> 
     for path in _config_paths(argv):
         try:
             table = yaml.safe_load(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        except UnicodeDecodeError as err:  # the parser would read it with errors replaced
+            raise ConfigError(
+                f"--config {path}: not a UTF-8 text file ({err.reason} at byte {err.start})"
+            ) from None
+        except (OSError, yaml.YAMLError):
             continue  # not a readable YAML file: the parser says so, naming --config
         if not isinstance(table, dict):
             continue

@@ -36,8 +36,8 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             weights = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as err:
-        raise WeightsError(f"cannot read {path} as a .npz of arrays: {err}") from None
+    except Exception as err:  # OSError, ValueError, EOFError, BadZipFile, zlib.error, ...: a damaged file
+        raise WeightsError(f"cannot read {path} as a .npz of arrays: {_one_line(err)}") from None
     return checked(weights, str(path))
 
 
@@ -52,25 +52,31 @@ def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
 
 def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
     """W1, b1, W2, b2 of a Lightning checkpoint, as NumPy arrays in the twin's layout."""
-    import pickle
-
     import torch
 
-    from mlp_lightning.lightning.checkpoint_io import STATE_PREFIX
+    from mlp_lightning.core.errors import CheckpointError
+    from mlp_lightning.lightning.checkpoint_io import STATE_PREFIX, read_checkpoint
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        # torch's messages run to many lines; the first says what went wrong
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"cannot read {path} as a Lightning checkpoint: {first}") from None
-    state = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
-    weights = {
-        key.removeprefix(STATE_PREFIX): tensor.detach().cpu().numpy().copy()
-        for key, tensor in state.items()
-        if key.startswith(STATE_PREFIX)
+    try:  # weights_only, checksums checked, every failure one line
+        checkpoint = read_checkpoint(Path(path))
+    except CheckpointError as err:
+        raise WeightsError(str(err)) from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds no state_dict (the model's weights): not a Lightning checkpoint")
+    weights = {  # anything but a tensor is left as it is, for check_weights to name
+        key.removeprefix(STATE_PREFIX): value.detach().cpu().numpy().copy()
+        if torch.is_tensor(value)
+        else value
+        for key, value in state.items()
+        if isinstance(key, str) and key.startswith(STATE_PREFIX)
     }
     return checked(weights, str(path))
+
+
+def _one_line(err: Exception) -> str:
+    """An exception's message on one line, cut short (torch's run to many lines)."""
+    return " ".join(str(err).split())[:200] or type(err).__name__
 
 
 def checkpoint_to_npz(ckpt_path: str | Path, npz_path: str | Path) -> Path:

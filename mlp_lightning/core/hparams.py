@@ -103,6 +103,11 @@ def flag_names() -> tuple[str, ...]:
 
 def validate(hp: HParams) -> HParams:
     """Raise ConfigError naming the first flag whose value is not allowed."""
+    defaults = HParams()
+    for f in dataclasses.fields(HParams):  # a --config's `lr: null` reaches here as None
+        value, kind = getattr(hp, f.name), type(getattr(defaults, f.name))
+        plain = type(value) is kind or (kind is float and type(value) is int)
+        _require(f.name, plain, "an integer" if kind is int else "a finite number", value)
     for name in ("n_per_class", "dim", "batch_size", "hidden_dim", "max_epochs"):
         _require(name, getattr(hp, name) >= 1, "a positive integer", getattr(hp, name))
     _require("num_classes", hp.num_classes >= 2, "an integer >= 2", hp.num_classes)

@@ -116,7 +116,39 @@ def load_for_resume(path: Path) -> tuple[dict[str, Any], HParams]:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} lacks {key!r}: it holds weights, not a run to resume"
             )
+    _check_training_state(ckpt, str(path))
     return ckpt, hp
+
+
+# what a resume reads besides the weights, and the type each must have (the values are Lightning's)
+_TRAINING_STATE = {
+    "loops": dict,
+    "optimizer_states": list,
+    "callbacks": dict,
+    "global_step": int,
+    "epoch": int,
+}
+
+
+def _check_training_state(ckpt: dict[str, Any], name: str) -> None:
+    """The loop counters and per-process states have the types a resume uses, or the file is damaged."""
+    wrong = [key for key, kind in _TRAINING_STATE.items() if type(ckpt.get(key)) is not kind]
+    wrong += [key for key in ("global_step", "epoch") if type(ckpt.get(key)) is int and ckpt[key] < 0]
+    section = ckpt[PROJECT_KEY]
+    done = section.get("epochs_done", 0)
+    if type(done) is not int or done < 0:
+        wrong.append(f"{PROJECT_KEY}.epochs_done")
+    ranks = section.get("ranks", [section])  # a checkpoint from before ``ranks``: one process, the section
+    plain = isinstance(ranks, list) and ranks and all(isinstance(r, dict) for r in ranks)
+    if not plain or not all(
+        torch.is_tensor(r.get("torch_rng")) and isinstance(r.get("metrics"), dict) for r in ranks
+    ):
+        wrong.append(f"{PROJECT_KEY}.ranks")
+    if wrong:
+        raise CheckpointError(
+            f"checkpoint {name!r} is damaged: {', '.join(dict.fromkeys(wrong))} not as a resume needs them "
+            "(loop counters: integers >= 0; per-process states: RNG tensors and metric sums)"
+        )
 
 
 def checkpoint_epochs_done(ckpt: dict[str, Any]) -> int:

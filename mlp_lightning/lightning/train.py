@@ -153,8 +153,13 @@ def train(
     L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
     datamodule = BlobDataModule.from_hparams(hp)
     model = MLPClassifier.from_hparams(hp)
-    # a resumed run writes a new event file into its own directory: the same TensorBoard run
-    logger = RunLogger(plan.logdir, name=LIGHTNING_TRAINER, version=plan.version, default_hp_metric=False)
+    # a resumed run writes a new event file into its own directory: the same TensorBoard run. It
+    # replays the steps since its checkpoint; purge_step (SummaryWriter's) hides the earlier files'
+    # events from there on, or a point logged just before a kill and logged again would show twice
+    logger = RunLogger(
+        plan.logdir, name=LIGHTNING_TRAINER, version=plan.version, default_hp_metric=False,
+        purge_step=resumed.step if resumed else None,
+    )  # fmt: skip
     run_dir = logger.log_dir
     checkpoint = RunCheckpoint(
         os.path.join(run_dir, CHECKPOINT_DIR, LIGHTNING_CHECKPOINT), hp.as_dict(), checkpoint_every_n_steps,

@@ -19,6 +19,7 @@ import numpy as np
 
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.interrupt import StopRequest
@@ -98,18 +99,29 @@ def load_state(path: Path) -> TwinState:
         state = TwinState(
             hp=hp,
             params={k: arrays[k] for k in PARAM_NAMES},
-            order={"epoch": int(meta["order"]["epoch"]), "batches_done": int(meta["order"]["batches_done"])},
+            order={
+                "epoch": _count(meta["order"]["epoch"]),
+                "batches_done": _count(meta["order"]["batches_done"]),
+            },
             rng=meta["rng"],
             sums={k: np.float32(arrays[k]) for k in _SUMS},
-            counts={"correct": int(meta["counts"]["correct"]), "seen": int(meta["counts"]["seen"])},
-            step=int(meta["step"]),
+            counts={"correct": _count(meta["counts"]["correct"]), "seen": _count(meta["counts"]["seen"])},
+            step=_count(meta["step"]),
         )
+        numpy_dropout_rng(hp.seed).bit_generator.state = state.rng  # the generator takes it, or raises
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
         raise CheckpointError(f"checkpoint {name!r} has a damaged 'meta' entry: {err!r}"[:300]) from None
     _check_params(state, name)
     return state
+
+
+def _count(value: object) -> int:
+    """A count the file stores: a plain integer >= 0 (not a bool, a float or a string that looks like one)."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"expected a count, got {value!r}")
+    return value
 
 
 def _check_params(state: TwinState, name: str) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
@@ -37,15 +37,26 @@ class EventWriter:
     """One run's event file: per-epoch scalars at Lightning's steps, the HPARAMS session, and the rest.
 
     ``text`` (the run's command and configuration) is written at ``first_step``, where a
-    resumed run starts.
+    resumed run starts; so is a ``purge_step`` marker, which hides what the earlier files hold
+    from that step on (the steps a resume replays are logged again).
     """
 
     def __init__(
-        self, run_dir: Path, hparams: dict[str, int | float | str], run_name: str, text: str, first_step: int
+        self,
+        run_dir: Path,
+        hparams: dict[str, int | float | str],
+        run_name: str,
+        text: str,
+        first_step: int,
+        purge_step: int | None = None,
     ) -> None:
         self._run_dir = run_dir
         with event_file_errors(run_dir):
             self._writer = EventFileWriter(str(run_dir))
+            if purge_step is not None:  # as torch's SummaryWriter(purge_step=...) writes it
+                self._writer.add_event(
+                    Event(step=purge_step, session_log=SessionLog(status=SessionLog.START))
+                )
             # the session first, at step 0, as the Lightning side writes it when fit starts
             for summary in hparams_session_start(hparams, run_name):
                 self._add(summary, step=0)
@@ -61,7 +72,9 @@ class EventWriter:
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
         with event_file_errors(self._run_dir):
             self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
-            self._writer.flush()  # on the disk, or its error raised, before the epoch's checkpoint
+            # on the disk (or its error raised) before the epoch's checkpoint: a kill after that
+            # save must not lose them
+            self._writer.flush()
 
     def boundary_image(self, png: bytes, step: int) -> None:
         """The decision-boundary PNG (``boundary_image.IMAGE_SIZE`` square) at ``step``."""

@@ -152,6 +152,15 @@ def save_weights(params: Params, path: Path) -> None:
     atomic_write_bytes(buffer.getvalue(), path)
 
 
+def weights_saved(params: Params, path: Path) -> bool:
+    """Whether ``path`` holds exactly ``params``: False when it is missing, cut short or different."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return set(npz.files) == set(params) and all(np.array_equal(npz[k], params[k]) for k in params)
+    except Exception:  # any way a file can be unreadable: it is written again
+        return False
+
+
 def fit(args: RunArgs) -> int:
     """Train one run under ``<logdir>/numpy/version_N``: events, hparams.yaml, weights.npz, console report.
 
@@ -185,8 +194,9 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
             fail(PROG, str(err))
         hp, run_dir, version, logdir = resume.hp, target.run_dir, target.version, target.logdir
         if resume.epochs_done >= hp.max_epochs:
-            if not (run_dir / TWIN_WEIGHTS).is_file():  # its end was refused by the disk: finish it
+            if not weights_saved(resume.params, run_dir / TWIN_WEIGHTS):  # killed after its final save
                 save_weights(resume.params, run_dir / TWIN_WEIGHTS)
+                print(f"wrote its final weights, missing or incomplete, to {run_dir / TWIN_WEIGHTS}")
             print(already_finished_line(run_dir, resume.epochs_done))
             return 0
         print(resuming_line(run_dir, target.checkpoint, resume.epochs_done, resume.step), flush=True)
@@ -197,7 +207,10 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     if resume is not None:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
     text, first_step = run_text(args.command, args.config_yaml), resume.step if resume else 0
-    events = EventWriter(run_dir, hp.as_dict(), run_name(NUMPY_TRAINER, version), text, first_step)
+    purge_step = resume.step if resume else None  # the steps it replays, logged again
+    events = EventWriter(
+        run_dir, hp.as_dict(), run_name(NUMPY_TRAINER, version), text, first_step, purge_step
+    )
     table = MetricsCsv(run_dir / METRICS_CSV, first_epoch=resume.epochs_done if resume else 0)
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
     # the decision boundary's picture: 2-D data only

@@ -142,6 +142,16 @@ def read_zip_archive(path: Path, expected: str) -> bytes:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         what = "truncated (an unfinished write or copy?)" if data[:4] == b"PK\x03\x04" else "not a checkpoint"
         raise CheckpointError(f"checkpoint {str(path)!r} is {what}: {expected} was expected")
+    # torch's reader skips the members' CRC-32s: a flipped bit would load as a different number
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+    except Exception as err:  # BadZipFile, zlib.error, EOFError, ...: headers that do not add up
+        bad = f"its directory ({' '.join(str(err).split())[:120]})"
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged: {bad} fails its checksum or cannot be read"
+        )
     return data
 
 
@@ -165,7 +175,7 @@ def stored_hparams(stored: object, path: Path) -> HParams:
         ok = type(value) is expected or (expected is float and type(value) is int)
         if not ok:
             raise CheckpointError(
-                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {value!r}, "
+                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {' '.join(repr(value).split())[:80]}, "
                 f"not a plain {expected.__name__}"
             )
     try:
