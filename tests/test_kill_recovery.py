@@ -67,7 +67,7 @@ def test_the_twins_epoch_scalars_are_on_disk_before_the_checkpoint_that_follows_
         write(self, data)
 
     monkeypatch.setattr(record_writer.RecordWriter, "write", slow_write)
-    events = EventWriter(tmp_path, {"lr": 0.1}, run_name="numpy/version_0")
+    events = EventWriter(tmp_path, {"lr": 0.1}, run_name="numpy/version_0", text="python x.py", first_step=0)
     events.epoch_scalars(0, 4, {TRAIN_LOSS: 0.5})
     assert read_scalars(tmp_path)[TRAIN_LOSS] == [(3, 0.5)]  # read before close()
     events.close()

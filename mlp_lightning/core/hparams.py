@@ -107,6 +107,7 @@ def validate(hp: HParams) -> HParams:
     for f in dataclasses.fields(HParams):  # a --config's `lr: null` reaches here as None
         value, kind = getattr(hp, f.name), type(getattr(defaults, f.name))
         plain = type(value) is kind or (kind is float and type(value) is int)
+        plain = plain or (value is None and "Optional" in str(f.type))  # e.g. --noise: the set's own
         _require(f.name, plain, "an integer" if kind is int else "a finite number", value)
     for name in ("n_per_class", "dim", "batch_size", "hidden_dim", "max_epochs"):
         _require(name, getattr(hp, name) >= 1, "a positive integer", getattr(hp, name))
