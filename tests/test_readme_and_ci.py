@@ -161,6 +161,14 @@ def test_no_test_imports_conftest():
     assert not importers, f"import from tests.helpers instead: {importers}"
 
 
+README_MAX_LINES = 200  # a newcomer reads it to the end; the deep topics live in docs/
+
+
+def test_readme_fits_in_two_hundred_lines():
+    lines = README.read_text().count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail into docs/"
+
+
 # --- paths that README.md and docs/*.md name ----------------------------------------------------
 
 # A word in backticks is taken for a repository path when it starts with one of these; runs go to
