@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mlp_lightning.analysis.evaluate import evaluate_model, evaluation_points, locate, write_predictions
-    from mlp_lightning.core.errors import ConfigError, fail
+    from mlp_lightning.core.errors import ConfigError, WriteFailed, fail, fail_write
     from mlp_lightning.core.report import val_line
 
     given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{model.weights_file} ({model.backend}) on {result.what}")
     print(val_line(result.loss, result.acc))
     if args.predictions is not None:
-        print(f"predictions: {write_predictions(result, args.predictions)}")
+        try:
+            print(f"predictions: {write_predictions(result, args.predictions)}")
+        except WriteFailed as err:
+            return fail_write(PROG, err)
     return 0
 
 

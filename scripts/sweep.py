@@ -13,7 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     scripts = Path(__file__).resolve().parent
     if args.print_commands:
         return print_commands(args, scripts)
-    return summarize(args) if args.summarize else run_sweep(args, scripts)
+    from mlp_lightning.core.errors import WriteFailed, fail_write
+
+    try:
+        return summarize(args) if args.summarize else run_sweep(args, scripts)
+    except WriteFailed as err:  # the figure; each run reports its own files
+        return fail_write("sweep.py", err)
 
 
 if __name__ == "__main__":

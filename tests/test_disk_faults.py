@@ -14,6 +14,7 @@ import contextlib
 import errno
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,9 +43,9 @@ SMALL = ["--n_per_class", "40", "--batch_size", "32", "--max_epochs", "4", "--ch
 EVENTS = "events.out.tfevents"
 # (trainer, the file's name, where it lies in the run directory)
 LIGHTNING_FILES = [("lightning", EVENTS, "."), ("lightning", "hparams.yaml", "."),
-                   ("lightning", "last.ckpt", "checkpoints")]  # fmt: skip
+                   ("lightning", "last.ckpt", "checkpoints"), ("lightning", "metrics.csv", ".")]  # fmt: skip
 TWIN_FILES = [("numpy", EVENTS, "."), ("numpy", "hparams.yaml", "."), ("numpy", "last.npz", "checkpoints"),
-              ("numpy", "weights.npz", ".")]  # fmt: skip
+              ("numpy", "weights.npz", "."), ("numpy", "metrics.csv", ".")]  # fmt: skip
 RUN_FILES = LIGHTNING_FILES + TWIN_FILES
 PROGS = {"lightning": "fit.py", "numpy": "baseline_numpy.py"}
 
@@ -211,6 +212,11 @@ HELPERS = {
         lambda runs, out: [str(runs[1] / "weights.npz"), str(out / "w.ckpt")],
         "w.ckpt",
     ),
+    "evaluate-predictions": (
+        "evaluate.py",
+        lambda runs, out: [str(runs[1]), "--predictions", str(out / "predictions.csv")],
+        "predictions.csv",
+    ),
     "compare-figure": (
         "compare.py",
         lambda runs, out: [str(runs[1]), str(runs[0]), "--out", str(out)],
@@ -245,6 +251,21 @@ def test_a_helper_script_whose_output_is_refused_says_so_in_one_line_and_leaves_
     assert sorted(p.name for p in out.iterdir()) == ([name] if earlier else [])
     if earlier:
         assert (out / name).read_bytes() == b"an earlier result"
+
+
+@pytest.mark.parametrize("err_no", [errno.ENOSPC, errno.EIO], ids=["ENOSPC", "EIO"])
+def test_a_sweep_whose_figure_is_refused_says_so_in_one_line_and_leaves_no_partial_figure(
+    runs, tmp_path, capsys, err_no
+):
+    from mlp_lightning.analysis.sweep_report import FIGURE
+
+    logdir = tmp_path / "sweep"
+    shutil.copytree(runs[0].parents[1], logdir)  # both finished runs, as a sweep leaves them
+    with disk_fault(err_no, FIGURE):
+        assert script_main("sweep.py")(["--summarize", "--logdir", str(logdir)]) == WRITE_FAILED_EXIT
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"sweep.py: error: cannot write {str(logdir / FIGURE)!r}: {PLAIN[err_no]}"]
+    assert not (logdir / FIGURE).exists() and not list(logdir.glob("*.tmp"))
 
 
 @pytest.mark.parametrize("err_no", ERRNOS, ids=[errno.errorcode[e] for e in ERRNOS])

@@ -21,7 +21,7 @@ from mlp_lightning.core.data import eval_chunks, load_splits
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import DATA_FILE, HParams, validate
-from mlp_lightning.runs.files import stored_hparams
+from mlp_lightning.runs.files import atomic_write_text, stored_hparams
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, HPARAMS_FILE, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 LIGHTNING, NUMPY = "lightning", "numpy"
@@ -175,11 +175,9 @@ def write_predictions(evaluation: Evaluation, path: str | Path) -> Path:
     header = ["label", "predicted", *(f"p{k}" for k in range(probs.shape[1]))]
     rows = np.column_stack([evaluation.y, probs.argmax(axis=1), probs]).astype(object)
     rows[:, :2] = rows[:, :2].astype(np.int64)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [",".join(header)] + [",".join(_cell(v) for v in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    atomic_write_text("\n".join(lines) + "\n", Path(path))  # a refused write leaves no half file
+    return Path(path)
 
 
 def _cell(value) -> str:

@@ -5,6 +5,7 @@ interval, whether they agree by the rule the tests apply, and a figure of the fi
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from mlp_lightning.analysis.statistics import (
 )
 from mlp_lightning.core.hparams import HParams, hparam_names
 from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS
+from mlp_lightning.runs.files import atomic_write_bytes
 from mlp_lightning.runs.sweep import TRAINERS, hparams_key, read_stored_hparams
 
 FIGURE = "sweep_val_loss.png"
@@ -159,11 +161,11 @@ def write_figure(groups: list[Configuration], names: list[str], shared: str, pat
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
-    return path
+    atomic_write_bytes(buffer.getvalue(), Path(path))  # a refused write leaves no half figure
+    return Path(path)
 
 
 def report(runs: list[Run], logdir: Path) -> list[Configuration]:

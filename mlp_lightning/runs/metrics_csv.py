@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlp_lightning.core.errors import WriteFailed
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS
 from mlp_lightning.runs.files import atomic_write_bytes
 
@@ -59,8 +60,11 @@ class MetricsCsv:
 
     def append(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         """Add epoch ``epoch``'s (0-based) row: its step and the four metric tags' values."""
-        with open(self.path, "a") as f:
-            f.write(self._line({"epoch": epoch, "step": step, **metrics}))
+        try:  # appended, not rewritten: a row cut short by a kill or a full disk is dropped on reading
+            with open(self.path, "a") as f:
+                f.write(self._line({"epoch": epoch, "step": step, **metrics}))
+        except OSError as err:
+            raise WriteFailed(self.path, err) from None
 
     @staticmethod
     def _line(row: dict[str, float]) -> str:
