@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from tensorboard.summary.writer import record_writer
 
+from mlp_lightning.analysis.export import load_npz
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
 from mlp_lightning.core.tensorboard_schema import TRAIN_LOSS
 from mlp_lightning.lightning.train import fit as fit_lightning
@@ -45,17 +46,12 @@ def lightning(logdir: Path, *flags: str, callbacks=()) -> int:
     return fit_lightning(parse_fit_args(argv), callbacks=callbacks)
 
 
-def twin_weights(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "weights.npz", allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
-
-
 @pytest.fixture(scope="module")
 def twin_reference(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("twin_reference")
     assert twin(logdir) == 0
     run_dir = logdir / "numpy" / "version_0"
-    return read_scalars(run_dir), twin_weights(run_dir)
+    return read_scalars(run_dir), load_npz(run_dir / "weights.npz")
 
 
 def test_the_twins_epoch_scalars_are_on_disk_before_the_checkpoint_that_follows_them(tmp_path, monkeypatch):
@@ -92,7 +88,7 @@ def test_twin_killed_between_an_epochs_metrics_and_its_checkpoint_resumes_withou
     assert twin(tmp_path, "--resume") == 0  # from step 3: epoch 1 is logged again
     ref_scalars, ref_weights = twin_reference
     assert read_scalars(run_dir) == ref_scalars  # every point once
-    np.testing.assert_equal(twin_weights(run_dir), ref_weights)
+    np.testing.assert_equal(load_npz(run_dir / "weights.npz"), ref_weights)
 
 
 def test_twin_killed_after_its_final_save_writes_its_weights_on_resume(
@@ -107,12 +103,12 @@ def test_twin_killed_after_its_final_save_writes_its_weights_on_resume(
     capsys.readouterr()
     assert twin(tmp_path, "--resume") == 0
     assert "wrote its final weights" in capsys.readouterr().out
-    np.testing.assert_equal(twin_weights(run_dir), twin_reference[1])
+    np.testing.assert_equal(load_npz(run_dir / "weights.npz"), twin_reference[1])
     # a weights file cut short is written again too; a whole one is left alone
     (run_dir / "weights.npz").write_bytes((run_dir / "weights.npz").read_bytes()[:100])
     assert twin(tmp_path, "--resume") == 0
     assert "wrote its final weights" in capsys.readouterr().out
-    np.testing.assert_equal(twin_weights(run_dir), twin_reference[1])
+    np.testing.assert_equal(load_npz(run_dir / "weights.npz"), twin_reference[1])
     assert twin(tmp_path, "--resume") == 0
     assert "wrote its final weights" not in capsys.readouterr().out
 

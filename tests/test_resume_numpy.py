@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlp_lightning.analysis.export import load_npz
 from mlp_lightning.analysis.logged_run import load_run
 from mlp_lightning.cli import parse_numpy_args
 from mlp_lightning.core.errors import CheckpointError
@@ -31,17 +32,16 @@ def run(logdir: Path, *flags: str) -> int:
     return twin_train.fit(parse_numpy_args(["--logdir", str(logdir), *flags]))
 
 
-def weights(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "weights.npz", allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("reference")
     assert run(logdir, *SMALL) == 0
     run_dir = logdir / "numpy" / "version_0"
-    return read_scalars(run_dir), weights(run_dir), load_state(run_dir / "checkpoints" / "last.npz")
+    return (
+        read_scalars(run_dir),
+        load_npz(run_dir / "weights.npz"),
+        load_state(run_dir / "checkpoints" / "last.npz"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     assert read_scalars(run_dir) == ref_scalars
     assert len(load_run(run_dir).steps) == 3  # read back as a finished run: its session ended in success
     assert metrics_csv_scalars(run_dir) == ref_scalars  # one row per epoch, none twice
-    got = weights(run_dir)
+    got = load_npz(run_dir / "weights.npz")
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
     final = load_state(run_dir / "checkpoints" / "last.npz")
     assert final.rng == ref_state.rng and final.step == ref_state.step
@@ -100,7 +100,7 @@ def test_twin_resume_with_the_runs_own_flags_and_config_continues_it(
     assert read_scalars(run_dir) == ref_scalars
     assert len(load_run(run_dir).steps) == 3  # read back as a finished run: its session ended in success
     assert metrics_csv_scalars(run_dir) == ref_scalars  # one row per epoch, none twice
-    got = weights(run_dir)
+    got = load_npz(run_dir / "weights.npz")
     assert all(np.array_equal(got[k], ref_weights[k]) for k in ref_weights)
 
 
