@@ -169,3 +169,16 @@ def test_the_twin_quiets_numpys_overflow_warnings_only_inside_its_training_loop(
     assert np.geterr() == before
     with pytest.warns(RuntimeWarning, match="overflow"):  # outside it, numpy warns as before
         np.float32(3e38) * np.float32(10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, None], ids=["nan", "inf", "-inf", "finite"])
+def test_the_guards_finiteness_check_sees_any_nan_or_infinity_anywhere(dtype, bad):
+    from mlp_lightning.lightning.callbacks import all_finite
+
+    for shape, where in (((), ()), ((7,), (6,)), ((3, 5), (2, 0)), ((512, 2048), (300, 1999))):
+        t = torch.randn(shape).to(dtype) * 1e3
+        if bad is not None:
+            t[where] = bad
+        assert bool(all_finite(t)) is (bad is None), (shape, bad)
+    assert bool(all_finite(torch.full((4,), torch.finfo(dtype).max, dtype=dtype)))  # large, not infinite

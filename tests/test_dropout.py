@@ -76,7 +76,7 @@ def test_training_mode_drops_and_scales_units_and_eval_mode_is_the_plain_network
     model = TwoLayerMLP(w, dropout=0.5)
     x = torch.randn(1, 4)
     with torch.no_grad():
-        h = torch.relu(x @ model.W1 + model.b1)  # (1, H), the plain network's hidden layer
+        h = torch.relu(torch.addmm(model.b1, x, model.W1))  # (1, H), the plain network's hidden layer
         torch.testing.assert_close(model.eval()(x), h @ model.W2 + model.b2, rtol=0, atol=0)
 
     model.train()

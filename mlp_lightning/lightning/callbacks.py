@@ -175,6 +175,16 @@ class TorchThreads(L.Callback):
         self._pinned.close()
 
 
+def all_finite(t: torch.Tensor) -> torch.Tensor:
+    """Whether ``t`` holds no NaN and no infinity, as a 0-dim bool tensor on its device (no sync).
+
+    From its smallest and largest value, which NaN and the infinities always reach (torch's
+    ``aminmax`` propagates NaN): one reduction pass, where ``isfinite(t).all()`` writes a bool
+    tensor the size of ``t`` first, ~10x slower on a 512 x 2048 weight here.
+    """
+    return torch.isfinite(torch.stack(torch.aminmax(t))).all()
+
+
 AFTER_THE_STEP = " after the step"  # a weight that a step with finite inputs overflowed
 
 
@@ -218,7 +228,7 @@ class DivergenceGuard(L.Callback):
         checks = {"loss": self._loss} if self._loss is not None else {}
         checks.update({f"gradient of {n}": p.grad for n, p in named.items() if p.grad is not None})
         checks.update({n: p.detach() for n, p in named.items()})
-        finite = torch.stack([torch.isfinite(t).all() for t in checks.values()])  # (checks,) bool
+        finite = torch.stack([all_finite(t) for t in checks.values()])  # (checks,) bool
         if self.deferred:
             self._before = [p.detach().clone() for p in named.values()]
             self._checks = (list(checks), finite)
@@ -234,7 +244,7 @@ class DivergenceGuard(L.Callback):
             return
         names, finite = self._checks
         params = list(pl_module.parameters())
-        after = torch.stack([torch.isfinite(p.detach()).all() for p in params])  # the step's result
+        after = torch.stack([all_finite(p.detach()) for p in params])  # the step's result
         names = names + [f"{n}{AFTER_THE_STEP}" for n, _ in pl_module.named_parameters()]
         finite = torch.cat([finite, after])
         passed = finite.all()

@@ -5,7 +5,7 @@
 from integer draws by ``core/dropout.py``'s rule (a unit is kept where its ``bits``-bit draw is
 >= ``keep_threshold(p, bits)``), as the NumPy twin's is:
 
-- p = 0.5 (the default): one bit per unit, unpacked from random bytes (exact);
+- p = 0.5 (the default): one bit per unit, unpacked from 32-bit random words (exact);
 - p * 256 whole (0.25, 0.125, ...): one random byte per unit (exact);
 - any other p: a 31-bit draw per unit (``torch.randint``'s int32 range), within 2**-31 of 1 - p.
 
@@ -28,9 +28,11 @@ def keep_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """
     n, device = like.numel(), like.device
     if p == 0.5:  # the one p exact at 1 bit: each random bit is a unit's mask
-        raw = torch.randint(0, 256, (-(-n // 8),), dtype=torch.uint8, device=device)  # (ceil(n/8),)
+        # 32 units per draw: uniform over all 2**32 int32 values, so each of its bits is a fair coin
+        words = torch.randint(-(2**31), 2**31, (-(-n // 32),), dtype=torch.int32, device=device)
+        raw = words.view(torch.uint8)  # (ceil(n/32) * 4,) random bytes
         shifts = torch.arange(8, dtype=torch.uint8, device=device)  # a byte's bits, lowest first
-        kept = raw.unsqueeze(1).bitwise_right_shift(shifts).bitwise_and_(1)  # (ceil(n/8), 8), 0 or 1
+        kept = raw.unsqueeze(1).bitwise_right_shift(shifts).bitwise_and_(1)  # (bytes, 8), 0 or 1
         kept = kept.view(-1)[:n].view(like.shape)
     else:
         bits = exact_bits(p, (8,), fallback=31)

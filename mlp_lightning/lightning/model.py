@@ -30,7 +30,7 @@ class TwoLayerMLP(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(x @ self.W1 + self.b1)  # (B, H)
+        h = F.relu(torch.addmm(self.b1, x, self.W1))  # (B, H): x @ W1 + b1, the bias added by the GEMM
         if self.training and self.dropout > 0:
             # inverted dropout; autograd's backward multiplies by the same (saved) mask
             h = h * keep_mask(h, self.dropout)
