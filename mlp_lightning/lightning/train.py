@@ -165,24 +165,7 @@ def train(
         os.path.join(run_dir, CHECKPOINT_DIR, LIGHTNING_CHECKPOINT), hp.as_dict(), checkpoint_every_n_steps,
         stop, dataclasses.asdict(flags),
     )  # fmt: skip
-    threads = torch_threads(hp)
-    first_epoch = resumed.epochs_done if resumed else 0
-    boundary_image = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None  # 2-D data only
-    callbacks = [
-        # first: on a GPU its checks stay on the device (see DivergenceGuard), so it must undo a
-        # bad step before any other callback reads the weights, and give its verdict before a save
-        DivergenceGuard(),
-        # the epoch's metrics.csv row before its checkpoint: a run resumed from that has the row
-        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary_image),
-        checkpoint,
-        # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
-        # step); off a terminal no bar at all: its carriage-return redraws would garble a log
-        EpochProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS, enabled=progress_bar_wanted()),
-        EpochSummary(),
-        HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, plan.version)),
-        *([TorchThreads(threads)] if threads else []),
-        *extra_callbacks,
-    ]
+    callbacks = [*project_callbacks(plan, run_dir, checkpoint, text), *extra_callbacks]
     trainer = L.Trainer(
         accelerator=flags.accelerator,
         devices=flags.devices,
@@ -224,6 +207,28 @@ def train(
     if trainer.is_global_zero:
         print(final_report(epoch_metrics(trainer), run_dir, plan.logdir, time.perf_counter() - start))
     return 0
+
+
+def project_callbacks(plan: Plan, run_dir: str, checkpoint: RunCheckpoint, text: str) -> list[L.Callback]:
+    """The project's callbacks, in the order their hooks must run."""
+    hp, resumed = plan.hp, plan.resumed
+    threads = torch_threads(hp)
+    first_epoch = resumed.epochs_done if resumed else 0
+    boundary_image = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None  # 2-D data only
+    return [
+        # first: on a GPU its checks stay on the device (see DivergenceGuard), so it must undo a
+        # bad step before any other callback reads the weights, and give its verdict before a save
+        DivergenceGuard(),
+        # the epoch's metrics.csv row before its checkpoint: a run resumed from that has the row
+        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary_image),
+        checkpoint,
+        # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
+        # step); off a terminal no bar at all: its carriage-return redraws would garble a log
+        EpochProgressBar(refresh_rate=PROGRESS_EVERY_N_STEPS, enabled=progress_bar_wanted()),
+        EpochSummary(),
+        HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, plan.version)),
+        *([TorchThreads(threads)] if threads else []),
+    ]
 
 
 def check_launch(trainer: L.Trainer, plan: Plan, run_dir: str) -> None:
