@@ -90,9 +90,34 @@ def targets(r: dict) -> list[list]:
     return rows
 
 
+def where_the_time_goes(r: dict) -> list[str]:
+    """What each layer between the module's step and ``fit.py`` costs, from this run's rows."""
+    lines = []
+    big = {k: v for k, v in r["large"]["rows"].items() if v is not None}
+    torch_gemm = r["large"]["gemm"]["torch"]
+    chain = [(k, label) for k, label in (("hand_loop", "the module's own step in a plain loop"),
+             ("lightning", "under `Trainer.fit`"), ("fit_py", "under `fit.py`'s `train()` (logger, "
+             "checkpoint saves, divergence guard, summaries)")) if k in big]  # fmt: skip
+    if len(chain) > 1:
+        shares = ", ".join(f"{label} {big[k]['gflops'] / torch_gemm:.0%}" for k, label in chain)
+        lines.append(f"- Large config, share of torch's GEMM rate at dropout 0.5: {shares}.")
+    ov = r["overhead"]
+    seed = HParams(**r["sizes"].seed_hp)
+    steps = -(-seed.n_train // seed.batch_size) * seed.max_epochs
+    extra_ms = (ov["trainer_median_s"] - ov["hand_median_s"]) / steps * 1e3
+    per_step_ms = ov["hand_median_s"] / steps * 1e3
+    lines.append(
+        f"- Seed config: `Trainer.fit` takes {extra_ms:.2f} ms more per optimizer step than the hand loop "
+        f"({steps} steps, each {per_step_ms:.2f} ms of work in the hand loop, validation included): "
+        "Lightning's own per-step bookkeeping ([docs/benchmarks.md](docs/benchmarks.md))."
+    )
+    return lines
+
+
 def cpu_sections(r: dict) -> str:
     out = ["## Machine", _table(["", ""], [[k, v] for k, v in r["machine"].items()])]
     out += ["## Targets (ratios from this run)", _table(["target", "measured", ""], targets(r))]
+    out += ["Where the time goes:\n\n" + "\n".join(where_the_time_goes(r))]
     seed = HParams(**r["sizes"].seed_hp)
     out += [
         "## 1. Seed config, whole process",
