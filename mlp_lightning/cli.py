@@ -24,7 +24,7 @@ from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError, fail
-from mlp_lightning.core.hparams import DATA_FILE, HParams, flag_names, validate
+from mlp_lightning.core.hparams import DATA_FILE, HParams, flag_names, generated_set_names, validate
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
@@ -117,10 +117,6 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
     )  # fmt: skip
 
 
-# flags that shape a generated set: a --data file has its own points
-_GENERATED_ONLY = ("dataset", "n_per_class", "offset", "noise")
-
-
 def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
     """``hp`` with what ``--data`` gives: the file read and checked, its dim, classes, size and sha256.
 
@@ -130,7 +126,7 @@ def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
     if not hp.data:
         return hp
     points = read_data_file(hp.data)
-    for name in _GENERATED_ONLY:
+    for name in generated_set_names():
         if name in given:
             raise ConfigError(f"--{name} shapes a generated set; --data {hp.data} brings its own points")
     for name, value in (("dim", points.X.shape[1]), ("num_classes", points.num_classes)):

@@ -20,13 +20,14 @@ from mlp_lightning.analysis.export import load_npz
 from mlp_lightning.core.data import eval_chunks, load_splits
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError
-from mlp_lightning.core.hparams import DATA_FILE, HParams, validate
+from mlp_lightning.core.hparams import DATA_FILE, HParams, data_names, flag_names, validate
 from mlp_lightning.runs.files import atomic_write_text, stored_hparams
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, HPARAMS_FILE, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 LIGHTNING, NUMPY = "lightning", "numpy"
 # the hyperparameters that decide a generated set's points: given, they replace the run's
-DATA_FLAGS = ("dataset", "n_per_class", "dim", "offset", "num_classes", "noise", "seed", "val_fraction")
+# the flags that name a generated set's validation split (a --data file is its own flag)
+DATA_FLAGS = tuple(name for name in data_names() if name in flag_names() and name != "data")
 
 
 @dataclass(frozen=True)

@@ -35,35 +35,48 @@ DOCUMENTED_SETTINGS = {
 }
 
 
-def _help(text: str, derived: bool = False) -> dict:
-    # a derived field is filled in from --data, never given as a flag
-    return {"help": text, "derived": derived}
+def _help(text: str, derived: bool = False, data: bool = False, generated: bool = False) -> dict:
+    # derived: filled in from --data, never given as a flag; data: decides the run's points and their
+    # split; generated: shapes a generated set only (a --data file brings its own points)
+    return {"help": text, "derived": derived, "data": data or generated, "generated": generated}
 
 
 @dataclass(frozen=True)
 class HParams:
     """Everything that decides a run's numbers, for either trainer."""
 
-    n_per_class: int = field(default=400, metadata=_help("points per class"))
-    dim: int = field(default=2, metadata=_help("input features"))
-    offset: float = field(default=2.0, metadata=_help("class centers sit at +-offset per feature"))
-    num_classes: int = field(default=2, metadata=_help("number of blobs (classes)"))
-    val_fraction: float = field(default=0.2, metadata=_help("share of the points held out for validation"))
+    n_per_class: int = field(default=400, metadata=_help("points per class", generated=True))
+    dim: int = field(default=2, metadata=_help("input features", data=True))
+    offset: float = field(
+        default=2.0, metadata=_help("class centers sit at +-offset per feature", generated=True)
+    )
+    num_classes: int = field(default=2, metadata=_help("number of blobs (classes)", data=True))
+    val_fraction: float = field(
+        default=0.2, metadata=_help("share of the points held out for validation", data=True)
+    )
     batch_size: int = field(default=64, metadata=_help("training batch size (per device)"))
     hidden_dim: int = field(default=32, metadata=_help("hidden units"))
     dropout: float = field(default=0.5, metadata=_help("dropout probability after the ReLU, in [0, 1)"))
     lr: float = field(default=0.1, metadata=_help("SGD learning rate"))
     weight_decay: float = field(default=1e-4, metadata=_help("L2 penalty on W1 and W2 (not the biases)"))
     max_epochs: int = field(default=30, metadata=_help("training epochs"))
-    seed: int = field(default=42, metadata=_help("one seed for data, weights, batch order and dropout"))
-    dataset: str = field(default="blobs", metadata=_help(f"the generated set: {', '.join(DATASETS)}"))
+    seed: int = field(
+        default=42, metadata=_help("one seed for data, weights, batch order and dropout", data=True)
+    )
+    dataset: str = field(
+        default="blobs", metadata=_help(f"the generated set: {', '.join(DATASETS)}", generated=True)
+    )
     noise: Optional[float] = field(  # noqa: UP045 (jsonargparse reads the annotation)
         default=None,
-        metadata=_help("std of the set's Gaussian noise (default: the set's own, see docs/data.md)"),
+        metadata=_help(
+            "std of the set's Gaussian noise (default: the set's own, see docs/data.md)", generated=True
+        ),
     )
-    data: str = field(default="", metadata=_help("train on a .npz (X, y) or .csv (header, label last) file"))
-    data_sha256: str = field(default="", metadata=_help("sha256 of the --data file", derived=True))
-    data_points: int = field(default=0, metadata=_help("points in the --data file", derived=True))
+    data: str = field(
+        default="", metadata=_help("train on a .npz (X, y) or .csv (header, label last) file", data=True)
+    )
+    data_sha256: str = field(default="", metadata=_help("sha256 of the --data file", derived=True, data=True))
+    data_points: int = field(default=0, metadata=_help("points in the --data file", derived=True, data=True))
 
     def __post_init__(self) -> None:
         # no --noise: the set's own (an unknown set keeps None; validate() refuses it)
@@ -101,13 +114,23 @@ def flag_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(HParams) if not f.metadata["derived"])
 
 
+def data_names() -> tuple[str, ...]:
+    """The hyperparameters that decide a run's points and their train/val split (``load_splits``)."""
+    return tuple(f.name for f in dataclasses.fields(HParams) if f.metadata["data"])
+
+
+def generated_set_names() -> tuple[str, ...]:
+    """The flags that shape a generated set only: a --data file brings its own points."""
+    return tuple(f.name for f in dataclasses.fields(HParams) if f.metadata["generated"])
+
+
 def validate(hp: HParams) -> HParams:
     """Raise ConfigError naming the first flag whose value is not allowed."""
     defaults = HParams()
     for f in dataclasses.fields(HParams):  # a --config's `lr: null` reaches here as None
         value, kind = getattr(hp, f.name), type(getattr(defaults, f.name))
         plain = type(value) is kind or (kind is float and type(value) is int)
-        plain = plain or (value is None and "Optional" in str(f.type))  # e.g. --noise: the set's own
+        plain = plain or (value is None and f.default is None)  # --noise: None is the set's own
         _require(f.name, plain, "an integer" if kind is int else "a finite number", value)
     for name in ("n_per_class", "dim", "batch_size", "hidden_dim", "max_epochs"):
         _require(name, getattr(hp, name) >= 1, "a positive integer", getattr(hp, name))

@@ -9,13 +9,10 @@ import torch
 
 from mlp_lightning.core.data import BatchOrder, eval_chunks, load_splits, shard
 from mlp_lightning.core.errors import ConfigError
-from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.hparams import HParams, data_names
 
-# the hyperparameters that decide the points, the split and the batches
-DATA_HPARAMS = (
-    "n_per_class", "dim", "offset", "num_classes", "val_fraction", "batch_size", "seed",
-    "dataset", "noise", "data", "data_sha256", "data_points",
-)  # fmt: skip
+# the hyperparameters that decide the points and their split, and the batches
+DATA_HPARAMS = (*data_names(), "batch_size")
 
 
 def check_world_size(n_train: int, n_val: int, world_size: int) -> None:
