@@ -6,6 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import setup_problem
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One line instead of dozens of collection errors when the project is not installed here."""
+    if message := setup_problem():
+        raise pytest.UsageError(message)
+
 
 @pytest.fixture
 def tree_snapshot():

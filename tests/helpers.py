@@ -209,3 +209,18 @@ def script_main(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+# what the suite imports; a pytest outside the project's environment has none of it
+REQUIRED = ("numpy", "torch", "lightning", "torchmetrics", "tensorboard", "jsonargparse", "mlp_lightning")
+
+
+def setup_problem(required: tuple[str, ...] = REQUIRED) -> str | None:
+    """Why this Python cannot run the suite, in one line naming what is missing; None when it can."""
+    missing = [name for name in required if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (
+        f"this Python ({sys.executable}) lacks {', '.join(missing)}: set up first, in a virtual "
+        'environment: pip install "torch==2.13.0" -e ".[dev]" (the README\'s test command)'
+    )

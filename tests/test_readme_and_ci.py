@@ -151,6 +151,15 @@ def test_bare_pytest_entry_point_imports_the_shared_helpers_and_the_benchmarks()
     assert "error" not in result.stdout.lower(), result.stdout
 
 
+def test_a_pytest_without_the_project_installed_says_how_to_set_up_in_one_line():
+    from tests.helpers import REQUIRED, setup_problem
+
+    message = setup_problem((*REQUIRED, "no_such_module_xyz"))
+    assert message is not None and "lacks no_such_module_xyz:" in message
+    assert 'pip install "torch==2.13.0" -e ".[dev]"' in message and "\n" not in message
+    assert setup_problem() is None  # everything the suite needs is here
+
+
 def test_no_test_imports_conftest():
     """pytest imports conftest.py under a name of its own; importing it again makes a second copy."""
     importers = [
