@@ -29,7 +29,7 @@ from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, 
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
 from mlp_lightning.runs.resume import RESUME_NEWEST
-from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs
+from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs, hparams_key
 
 _TRAINER_HELP = {
     "accelerator": f"one of {', '.join(ACCELERATORS)}",
@@ -135,6 +135,7 @@ def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
     return dataclasses.replace(
         hp, dataset=DATA_FILE, noise=None, data=str(points.path), data_sha256=points.sha256,
         data_points=len(points.X), dim=points.X.shape[1], num_classes=points.num_classes,
+        class_names=points.class_names,
     )  # fmt: skip
 
 
@@ -328,7 +329,7 @@ def _combinations(given: list[str], ns: argparse.Namespace, prog: str) -> tuple[
         argv = [arg for name, value in flags for arg in (f"--{name}", value)]
         hparams = _parse([*argv, "--logdir", ns.logdir], prog, "", numpy_only=True).hp.as_dict()
         combination = Combination(flags, hparams)
-        key = tuple(sorted(hparams.items()))
+        key = hparams_key(hparams)
         if key in seen:
             raise ConfigError(
                 f"{seen[key].label} and {combination.label} are the same run (the same hyperparameters): "

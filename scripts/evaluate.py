@@ -26,9 +26,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--data",
         default=None,
-        help="evaluate on every point of this .npz (X, y) or .csv (header, label last)",
+        help="evaluate on every row of this .npz (X, y) or .csv, read by the run's column names (the "
+        "class column may be absent: then predictions only)",
     )
-    add("--predictions", type=Path, default=None, help="write one CSV row per point: label, predicted, p0..")
+    add(
+        "--predictions",
+        type=Path,
+        default=None,
+        help="write one CSV row per point: label, predicted class, p_<class> for each class",
+    )
     types = {**get_type_hints(HParams), "noise": float}
     fields = {f.name: f for f in dataclasses.fields(HParams)}
     for name in DATA_FLAGS:
@@ -43,22 +49,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from mlp_lightning.analysis.evaluate import evaluate_model, evaluation_points, locate, write_predictions
+    from mlp_lightning.analysis.evaluate import evaluate_model, evaluation_points, locate
+    from mlp_lightning.analysis.predictions import write_predictions
     from mlp_lightning.core.errors import ConfigError, WriteFailed, fail, fail_write
-    from mlp_lightning.core.report import val_line
+    from mlp_lightning.core.report import scores_line, val_line
 
     given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
     try:
         model = locate(args.target)
-        X, y, what = evaluation_points(model, args.data, given)
-        result = evaluate_model(model, X, y, what)
+        points = evaluation_points(model, args.data, given)
+        result = evaluate_model(model, points)
     except ConfigError as err:
         fail(PROG, str(err))
     print(f"{model.weights_file} ({model.backend}) on {result.what}")
-    print(val_line(result.loss, result.acc))
+    if result.loss is None:
+        print("no labels to score: the file has no class column" + ("" if args.predictions else
+              "; give --predictions OUT.csv to write what the model predicts"))  # fmt: skip
+    else:  # a validation split is scored as the trainers log it; a file's rows are not that split
+        print((val_line if points.validation else scores_line)(result.loss, result.acc))
     if args.predictions is not None:
         try:
-            print(f"predictions: {write_predictions(result, args.predictions)}")
+            written = write_predictions(result.probs, result.y, result.class_names, args.predictions)
+            print(f"predictions: {written}")
         except WriteFailed as err:
             return fail_write(PROG, err)
     return 0

@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from mlp_lightning.analysis.export import checkpoint_to_npz, load_npz, save_checkpoint
+    from mlp_lightning.analysis.export import checkpoint_to_npz, load_model_npz, save_checkpoint
     from mlp_lightning.core.errors import ConfigError, WriteFailed, fail_write
     from mlp_lightning.runs.lock import hold_run_of
 
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.src.suffix == ".ckpt":
                 checkpoint_to_npz(args.src, args.dst)
             else:
-                save_checkpoint(load_npz(args.src), args.dst)
+                weights, columns = load_model_npz(args.src)
+                save_checkpoint(weights, args.dst, columns)
     except ConfigError as err:  # unusable weights (WeightsError), or a run in use
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from mlp_lightning.analysis.compare import LOSS_TOLERANCE
-from mlp_lightning.analysis.evaluate import evaluate_model, evaluation_points, locate, write_predictions
+from mlp_lightning.analysis.evaluate import evaluate_model, evaluation_points, locate
 from mlp_lightning.analysis.export import checkpoint_to_npz
 from mlp_lightning.analysis.logged_run import load_run
+from mlp_lightning.analysis.predictions import write_predictions
 from mlp_lightning.core.data import load_splits
 from mlp_lightning.core.datasets import make_moons
 from mlp_lightning.core.errors import ConfigError
@@ -37,7 +38,7 @@ def logged_final(run_dir) -> tuple[np.float32, np.float32]:
 
 def evaluated(target, data=None, **given):
     model = locate(target)
-    return evaluate_model(model, *evaluation_points(model, data, given))
+    return evaluate_model(model, evaluation_points(model, data, given))
 
 
 @pytest.mark.parametrize("trainer", ["numpy", "lightning"])
@@ -78,12 +79,12 @@ def test_a_twin_model_is_evaluated_without_importing_torch(runs):
 @pytest.mark.parametrize("trainer", [0, 1])
 def test_predictions_hold_each_points_label_class_and_probabilities(runs, trainer, tmp_path):
     result = evaluated(runs[trainer])
-    path = write_predictions(result, tmp_path / "pred.csv")
+    path = write_predictions(result.probs, result.y, result.class_names, tmp_path / "pred.csv")
     with open(path) as f:
         rows = list(csv.DictReader(f))
     _, _, _, yva = load_splits(locate(runs[trainer]).hp)
-    assert list(rows[0]) == ["label", "predicted", "p0", "p1"] and len(rows) == len(yva)
-    probs = np.array([[float(r["p0"]), float(r["p1"])] for r in rows])
+    assert list(rows[0]) == ["label", "predicted", "p_0", "p_1"] and len(rows) == len(yva)
+    probs = np.array([[float(r["p_0"]), float(r["p_1"])] for r in rows])
     predicted = np.array([int(r["predicted"]) for r in rows])
     assert [int(r["label"]) for r in rows] == yva.tolist()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)

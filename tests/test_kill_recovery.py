@@ -95,7 +95,7 @@ def test_twin_killed_after_its_final_save_writes_its_weights_on_resume(
     tmp_path, monkeypatch, capsys, twin_reference
 ):
     with monkeypatch.context() as patch:
-        patch.setattr(twin_train, "save_weights", lambda params, path: (_ for _ in ()).throw(Killed))
+        patch.setattr(twin_train, "save_weights", lambda *args: (_ for _ in ()).throw(Killed))
         with pytest.raises(Killed):
             twin(tmp_path)
     run_dir = tmp_path / "numpy" / "version_0"

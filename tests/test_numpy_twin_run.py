@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
+from mlp_lightning.core.columns import COLUMN_ARRAYS
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import ALL_TAGS, VAL_ACC
 from mlp_lightning.core.weights import PARAM_NAMES
@@ -76,11 +77,15 @@ def test_the_default_run_off_a_terminal_prints_whole_lines_and_no_progress_bar(d
         assert any(re.fullmatch(pattern, line) for pattern in (summary, *report)), line
 
 
-def test_weights_npz_holds_float32_params_and_loads_without_pickle(default_run):
+def test_weights_npz_holds_float32_params_and_its_columns_and_loads_without_pickle(default_run):
     _, run_dir = default_run
     hp = HParams()
     with np.load(run_dir / "weights.npz", allow_pickle=False) as saved:
-        assert sorted(saved.files) == sorted(PARAM_NAMES)
+        assert sorted(saved.files) == sorted([*PARAM_NAMES, *COLUMN_ARRAYS])
+        # the blobs are not standardized: the columns say so, and name the classes by their labels
+        assert np.array_equal(saved["feature_mean"], np.zeros(hp.dim, np.float32))
+        assert np.array_equal(saved["feature_scale"], np.ones(hp.dim, np.float32))
+        assert saved["class_names"].tolist() == ["0", "1"] and saved["feature_names"].tolist() == ["x1", "x2"]
         assert saved["W1"].shape == (hp.dim, hp.hidden_dim) and saved["W2"].shape == (
             hp.hidden_dim,
             hp.num_classes,

@@ -10,18 +10,19 @@ alone: torch is imported only on the Lightning path.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from mlp_lightning.analysis.export import load_npz
+from mlp_lightning.analysis.export import load_model_npz
+from mlp_lightning.analysis.predictions import rows_of_file
+from mlp_lightning.core.columns import Columns
 from mlp_lightning.core.data import eval_chunks, load_splits
-from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import DATA_FILE, HParams, data_names, flag_names, validate
-from mlp_lightning.runs.files import atomic_write_text, stored_hparams
+from mlp_lightning.runs.files import stored_hparams
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, HPARAMS_FILE, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 LIGHTNING, NUMPY = "lightning", "numpy"
@@ -35,15 +36,26 @@ class SavedModel:
     weights_file: Path  # a Lightning .ckpt or the twin's weights .npz
     backend: str  # LIGHTNING or NUMPY
     hp: HParams | None  # the run's hyperparameters, where the file sits in a run or stores them
+    weights: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # W1, b1, W2, b2
+    columns: Columns | None = None  # its features' names and scaling, its classes' names
+
+
+@dataclass(frozen=True)
+class Points:
+    X: np.ndarray  # (N, D) the features as the file or the set gives them, before the model's scaling
+    y: np.ndarray | None  # (N,) labels in the model's class order; None: the file has no class column
+    what: str  # which points, in words
+    validation: bool = False  # a validation split (scored as val loss/acc), not a file's rows
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    loss: float
-    acc: float
+    loss: float | None  # None without labels
+    acc: float | None
     probs: np.ndarray  # (N, C) float32 class probabilities
-    y: np.ndarray  # (N,) the labels
+    y: np.ndarray | None  # (N,) the labels, if the points have them
     what: str  # which points, in words
+    class_names: tuple[str, ...]  # (C,) the model's
 
 
 def locate(target: str | Path) -> SavedModel:
@@ -55,7 +67,7 @@ def locate(target: str | Path) -> SavedModel:
             (path / CHECKPOINT_DIR / LIGHTNING_CHECKPOINT, LIGHTNING),
         ):
             if candidate.is_file():
-                return SavedModel(candidate, backend, _run_hparams(path / HPARAMS_FILE))
+                return _saved_model(candidate, backend, _run_hparams(path / HPARAMS_FILE))
         raise ConfigError(
             f"{str(path)!r} holds neither {TWIN_WEIGHTS} nor {CHECKPOINT_DIR}/{LIGHTNING_CHECKPOINT}: "
             "not a finished run directory"
@@ -71,14 +83,24 @@ def locate(target: str | Path) -> SavedModel:
             ),
             None,
         )
-        return SavedModel(path, NUMPY, hp)
+        return _saved_model(path, NUMPY, hp)
     if path.suffix == ".ckpt":
         from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY, checkpoint_hparams, read_checkpoint
 
         ckpt = read_checkpoint(path)
         hp = checkpoint_hparams(ckpt, path) if PROJECT_KEY in ckpt else None
-        return SavedModel(path, LIGHTNING, hp)
+        return _saved_model(path, LIGHTNING, hp)
     raise ConfigError(f"{str(path)!r}: expected a run directory, a Lightning .ckpt or a twin .npz")
+
+
+def _saved_model(path: Path, backend: str, hp: HParams | None) -> SavedModel:
+    if backend == NUMPY:
+        weights, columns = load_model_npz(path)
+    else:
+        from mlp_lightning.analysis.export import checkpoint_model
+
+        weights, columns = checkpoint_model(path)  # torch.load(weights_only=True): no code runs
+    return SavedModel(path, backend, hp, weights, columns)
 
 
 def _run_hparams(path: Path) -> HParams | None:
@@ -87,19 +109,22 @@ def _run_hparams(path: Path) -> HParams | None:
     return stored_hparams(yaml.safe_load(path.read_text()), path)
 
 
-def evaluation_points(model: SavedModel, data: str | None, given: dict) -> tuple[np.ndarray, np.ndarray, str]:
-    """X (N, D), y (N,) and what they are: a --data file whole, or a split rebuilt from hyperparameters."""
+def evaluation_points(model: SavedModel, data: str | None, given: dict) -> Points:
+    """The points to score: a --data file's rows, by the model's column names, or a validation split.
+
+    A split is rebuilt from the run's hyperparameters (those ``given`` replaced) as the run drew
+    it, unscaled: ``evaluate_model`` scales every point by the model's own statistics.
+    """
     if data is not None:
         if given:
             raise ConfigError(f"--data brings its own points; --{next(iter(given))} shapes a generated set")
-        points = read_data_file(data)
-        return points.X, points.y, f"all {len(points.y)} points of {points.path}"
+        return Points(*rows_of_file(data, model.columns, model.hp))
     if given:
         base = model.hp if model.hp is not None and not model.hp.data else HParams()
         if model.hp is not None and model.hp.data:  # a generated set for a model of the file's size
             base = dataclasses.replace(base, dim=model.hp.dim, num_classes=model.hp.num_classes)
         reset = {"noise": None} if "dataset" in given and "noise" not in given else {}  # the new set's own
-        hp = validate(dataclasses.replace(base, **given, **reset))
+        hp = validate(dataclasses.replace(base, **given, **reset, class_names=()))
         flags = ", ".join(f"--{k} {getattr(hp, k)}" for k in DATA_FLAGS)
         what = f"the validation split ({hp.n_val} points) of {flags}"
     elif model.hp is None:
@@ -111,36 +136,43 @@ def evaluation_points(model: SavedModel, data: str | None, given: dict) -> tuple
         hp = model.hp
         source = hp.data if hp.dataset == DATA_FILE else f"--dataset {hp.dataset}"
         what = f"the run's own validation split ({hp.n_val} points of {source}, seed {hp.seed})"
-    _, _, Xva, yva = load_splits(hp)
-    return Xva, yva, what
+    _, _, Xva, yva = load_splits(dataclasses.replace(hp, standardize=False))  # the model scales them
+    return Points(Xva, yva, what, validation=True)
 
 
-def evaluate_model(model: SavedModel, X: np.ndarray, y: np.ndarray, what: str) -> Evaluation:
-    """Loss, accuracy and class probabilities of ``model`` on the points, with its own backend."""
+def evaluate_model(model: SavedModel, points: Points) -> Evaluation:
+    """Loss and accuracy (where the points have labels) and class probabilities, by the model's backend."""
+    _check_fits(model, points)
+    X = model.columns.scaled(points.X)  # (N, D) float32, as the run fed its model
     evaluate = _evaluate_lightning if model.backend == LIGHTNING else _evaluate_numpy
-    return evaluate(model, X, y, what)
+    loss, acc, probs = evaluate(model, X, points.y)
+    return Evaluation(loss, acc, probs, points.y, points.what, model.columns.class_names)
 
 
-def _check_fits(weights: dict, X: np.ndarray, y: np.ndarray, source: Path) -> None:
-    dim, classes = weights["W1"].shape[0], weights["W2"].shape[1]
-    if X.shape[1] != dim:
-        raise ConfigError(f"the points have {X.shape[1]} features; the model in {str(source)!r} takes {dim}")
-    if y.max() >= classes:
+def _check_fits(model: SavedModel, points: Points) -> None:
+    dim, classes = model.columns.dim, model.columns.num_classes
+    source = str(model.weights_file)
+    if points.X.shape[1] != dim:
         raise ConfigError(
-            f"the points have label {int(y.max())}; the model in {str(source)!r} has {classes} classes"
+            f"the points have {points.X.shape[1]} features; the model in {source!r} takes {dim}"
+        )
+    if points.y is not None and len(points.y) and points.y.max() >= classes:
+        raise ConfigError(
+            f"the points have label {int(points.y.max())}; the model in {source!r} has {classes} classes"
         )
 
 
-def _evaluate_numpy(model: SavedModel, X: np.ndarray, y: np.ndarray, what: str) -> Evaluation:
+def _evaluate_numpy(model: SavedModel, X: np.ndarray, y: np.ndarray | None):
     from mlp_lightning.numpy_twin import model as twin
     from mlp_lightning.numpy_twin.step import evaluate
 
-    weights = load_npz(model.weights_file)
-    _check_fits(weights, X, y, model.weights_file)
+    weights = model.weights
     X = X.astype(weights["W1"].dtype, copy=False)
-    loss, acc = evaluate(weights, X, y)  # the pass the twin logs val/* with
+    loss = acc = None
+    if y is not None:
+        loss, acc = evaluate(weights, X, y)  # the pass the twin logs val/* with
     probs = np.concatenate([_softmax(twin.forward(X[chunk], weights)[0]) for chunk in eval_chunks(len(X))])
-    return Evaluation(loss, acc, probs, y, what)
+    return loss, acc, probs
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -148,38 +180,21 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _evaluate_lightning(model: SavedModel, X: np.ndarray, y: np.ndarray, what: str) -> Evaluation:
+def _evaluate_lightning(model: SavedModel, X: np.ndarray, y: np.ndarray | None):
     import torch
 
-    from mlp_lightning.analysis.export import checkpoint_weights, classifier_from_weights
+    from mlp_lightning.analysis.export import classifier_from_weights
 
-    weights = checkpoint_weights(model.weights_file)  # torch.load(weights_only=True): no code runs
-    _check_fits(weights, X, y, model.weights_file)
-    module = classifier_from_weights(weights)  # eval mode
-    dtype = weights["W1"].dtype
+    module = classifier_from_weights(model.weights)  # eval mode
+    dtype = model.weights["W1"].dtype
     probs = []
     with torch.inference_mode():
         for chunk in eval_chunks(len(X)):  # the chunks a one-process run validates in
-            batch = (
-                torch.from_numpy(np.ascontiguousarray(X[chunk], dtype=dtype)),
-                torch.from_numpy(y[chunk]),
-            )
-            module.validation_step(batch, 0)  # updates module.val_loss / val_acc as in fit
-            probs.append(torch.softmax(module(batch[0]), dim=1).numpy())
-        loss, acc = float(module.val_loss.compute()), float(module.val_acc.compute())
-    return Evaluation(loss, acc, np.concatenate(probs), y, what)
-
-
-def write_predictions(evaluation: Evaluation, path: str | Path) -> Path:
-    """One CSV row per point, in order: its label, the predicted class, each class's probability."""
-    probs = evaluation.probs
-    header = ["label", "predicted", *(f"p{k}" for k in range(probs.shape[1]))]
-    rows = np.column_stack([evaluation.y, probs.argmax(axis=1), probs]).astype(object)
-    rows[:, :2] = rows[:, :2].astype(np.int64)
-    lines = [",".join(header)] + [",".join(_cell(v) for v in row) for row in rows]
-    atomic_write_text("\n".join(lines) + "\n", Path(path))  # a refused write leaves no half file
-    return Path(path)
-
-
-def _cell(value) -> str:
-    return str(int(value)) if isinstance(value, (int, np.integer)) else repr(float(value))
+            x = torch.from_numpy(np.ascontiguousarray(X[chunk], dtype=dtype))
+            if y is not None:
+                module.validation_step((x, torch.from_numpy(y[chunk])), 0)  # updates val_loss / val_acc
+            probs.append(torch.softmax(module(x), dim=1).numpy())
+        loss = acc = None
+        if y is not None:
+            loss, acc = float(module.val_loss.compute()), float(module.val_acc.compute())
+    return loss, acc, np.concatenate(probs)

@@ -10,11 +10,21 @@ functions that need it, so the ``.npz`` side works without it.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlp_lightning.core.columns import (
+    COLUMN_ARRAYS,
+    COLUMNS_KEY,
+    Columns,
+    columns_from_arrays,
+    columns_from_stored,
+    columns_to_stored,
+    plain_columns,
+)
 from mlp_lightning.core.errors import WeightsError
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights
 from mlp_lightning.runs.files import atomic_write_bytes
@@ -33,25 +43,42 @@ def checked(weights: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The twin's weights file as {W1, b1, W2, b2}; never unpickles."""
+    return load_model_npz(path)[0]
+
+
+def load_model_npz(path: str | Path) -> tuple[dict[str, np.ndarray], Columns]:
+    """A weights ``.npz``: {W1, b1, W2, b2} and the ``Columns`` beside them (plain where it holds none)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            weights = {name: npz[name] for name in npz.files}
+            arrays = {name: npz[name] for name in npz.files}
     except Exception as err:  # OSError, ValueError, EOFError, BadZipFile, zlib.error, ...: a damaged file
         raise WeightsError(f"cannot read {path} as a .npz of arrays: {_one_line(err)}") from None
-    return checked(weights, str(path))
+    weights = checked({k: v for k, v in arrays.items() if k not in COLUMN_ARRAYS}, str(path))
+    return weights, _columns_of(weights, arrays, str(path))
 
 
-def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
-    """Write W1, b1, W2, b2 to ``path`` (uncompressed, as the twin writes them)."""
+def save_npz(weights: dict[str, np.ndarray], path: str | Path, columns: Columns | None = None) -> Path:
+    """Write W1, b1, W2, b2 and the ``Columns`` (plain if not given) to ``path``, as the twin writes them."""
     weights = checked(weights, "the weights to save")
+    columns = columns or plain_columns(weights["W1"].shape[0], weights["W2"].shape[1])
     buffer = io.BytesIO()  # a file object: np.savez would append ".npz" to a bare name
-    np.savez(buffer, **weights)
+    np.savez(buffer, **weights, **columns.as_arrays())
     atomic_write_bytes(buffer.getvalue(), Path(path))
     return Path(path)
 
 
+def _columns_of(weights: dict[str, np.ndarray], arrays: Mapping[str, Any], source: str) -> Columns:
+    dim, num_classes = weights["W1"].shape[0], weights["W2"].shape[1]
+    return columns_from_arrays(arrays, source, dim, num_classes)
+
+
 def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
     """W1, b1, W2, b2 of a Lightning checkpoint, as NumPy arrays in the twin's layout."""
+    return checkpoint_model(path)[0]
+
+
+def checkpoint_model(path: str | Path) -> tuple[dict[str, np.ndarray], Columns]:
+    """W1, b1, W2, b2 of a Lightning checkpoint in the twin's layout, and its ``Columns``."""
     import torch
 
     from mlp_lightning.core.errors import CheckpointError
@@ -71,7 +98,11 @@ def checkpoint_weights(path: str | Path) -> dict[str, np.ndarray]:
         for key, value in state.items()
         if isinstance(key, str) and key.startswith(STATE_PREFIX)
     }
-    return checked(weights, str(path))
+    weights = checked(weights, str(path))
+    stored = checkpoint.get(COLUMNS_KEY, {})
+    if not isinstance(stored, dict):
+        raise WeightsError(f"{path}: its {COLUMNS_KEY!r} entry is a {type(stored).__name__}, not a table")
+    return weights, _columns_of(weights, columns_from_stored(stored), str(path))
 
 
 def _one_line(err: Exception) -> str:
@@ -80,7 +111,8 @@ def _one_line(err: Exception) -> str:
 
 
 def checkpoint_to_npz(ckpt_path: str | Path, npz_path: str | Path) -> Path:
-    return save_npz(checkpoint_weights(ckpt_path), npz_path)
+    weights, columns = checkpoint_model(ckpt_path)
+    return save_npz(weights, npz_path, columns)
 
 
 def classifier_from_weights(weights: dict[str, np.ndarray], **hparams: float | int) -> MLPClassifier:
@@ -109,18 +141,25 @@ def npz_to_classifier(npz_path: str | Path, **hparams: float | int) -> MLPClassi
     return classifier_from_weights(load_npz(npz_path), **hparams)
 
 
-def save_checkpoint(weights: dict[str, np.ndarray], path: str | Path, **hparams: float | int) -> Path:
-    """A minimal checkpoint that ``MLPClassifier.load_from_checkpoint(path, weights_only=True)`` reads."""
+def save_checkpoint(
+    weights: dict[str, np.ndarray], path: str | Path, columns: Columns | None = None, **hparams: float | int
+) -> Path:
+    """A minimal checkpoint that ``MLPClassifier.load_from_checkpoint(path, weights_only=True)`` reads.
+
+    It carries the ``Columns`` (plain if not given) under ``COLUMNS_KEY``, as a run's checkpoint does.
+    """
     import lightning
 
     from mlp_lightning.lightning.checkpoint_io import atomic_torch_save
 
     module = classifier_from_weights(weights, **hparams)
+    columns = columns or plain_columns(weights["W1"].shape[0], weights["W2"].shape[1])
     path = Path(path)
     checkpoint = {
         "state_dict": module.state_dict(),
         "hyper_parameters": dict(module.hparams),
         "pytorch-lightning_version": lightning.__version__,
+        COLUMNS_KEY: columns_to_stored(columns),
     }
     atomic_torch_save(checkpoint, path)
     return path

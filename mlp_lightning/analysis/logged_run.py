@@ -42,6 +42,8 @@ class Run:
         """The session's hyperparameters as ``HParams`` (TensorBoard stores numbers as floats)."""
         types = FIELD_TYPES
         values = {k: int(v) if types[k] in (int, "int") else v for k, v in self.hparams.items() if k in types}
+        if isinstance(values.get("class_names"), str):  # the tab holds a list of names as one string
+            values["class_names"] = tuple(values["class_names"].split(", ")) if values["class_names"] else ()
         return HParams(**values)
 
 

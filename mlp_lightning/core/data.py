@@ -7,10 +7,12 @@ the same points in the same order. No torch: the NumPy twin imports this module.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
 
+from mlp_lightning.core.columns import Columns, plain_columns, standardization
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.datasets import make_circles, make_moons, make_spirals
 from mlp_lightning.core.hparams import train_size
@@ -88,27 +90,50 @@ def split_train_val(
 
 
 def make_points(hp) -> tuple[np.ndarray, np.ndarray]:
-    """All of a run's points, shuffled by its seed: X (N, dim) float32, y (N,) int64.
+    """All of a run's points, shuffled by its seed: X (N, dim) float32, y (N,) int64, as drawn or read.
 
     A --data file is read again and refused (ConfigError) if its bytes changed since the run began.
     """
+    return _points(hp)[:2]
+
+
+def _points(hp) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """X, y and the feature names (a file's own columns; ``x1..xD`` for a generated set)."""
     if hp.data:
         points = read_data_file(hp.data, expected_sha256=hp.data_sha256)
         idx = data_rng(hp.seed).permutation(len(points.X))  # shuffled once, like the generated sets
-        return points.X[idx], points.y[idx]
+        return points.X[idx], points.y[idx], points.feature_names
+    features = tuple(f"x{j + 1}" for j in range(hp.dim))
     if hp.dataset == "moons":
-        return make_moons(hp.n_per_class, hp.noise, hp.seed)
+        return (*make_moons(hp.n_per_class, hp.noise, hp.seed), features)
     if hp.dataset == "circles":
-        return make_circles(hp.n_per_class, hp.num_classes, hp.noise, hp.seed)
+        return (*make_circles(hp.n_per_class, hp.num_classes, hp.noise, hp.seed), features)
     if hp.dataset == "spirals":
-        return make_spirals(hp.n_per_class, hp.num_classes, hp.noise, hp.seed)
-    return make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed, hp.noise)
+        return (*make_spirals(hp.n_per_class, hp.num_classes, hp.noise, hp.seed), features)
+    return (*make_blobs(hp.n_per_class, hp.dim, hp.offset, hp.num_classes, hp.seed, hp.noise), features)
+
+
+def load_run_data(hp) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Columns]:
+    """Xtr, ytr, Xva, yva as the model takes them, and the run's ``Columns`` (names, scaling).
+
+    With ``--standardize`` every point is scaled by the training split's statistics
+    (``core/columns.py``), once, here: both trainers, evaluate.py and the boundary images
+    take the scaled points from this one place.
+    """
+    X, y, feature_names = _points(hp)
+    columns = plain_columns(hp.dim, hp.num_classes, hp.class_names)
+    columns = dataclasses.replace(columns, feature_names=feature_names)
+    if hp.standardize:
+        mean, scale = standardization(X[: train_size(len(X), hp.val_fraction)])
+        columns = dataclasses.replace(columns, mean=mean, scale=scale)
+        np.subtract(X, mean, out=X)  # in place: X is this call's own array, and may be large
+        np.divide(X, scale, out=X)
+    return (*split_train_val(X, y, hp.val_fraction), columns)
 
 
 def load_splits(hp) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Xtr, ytr, Xva, yva for an ``HParams``."""
-    X, y = make_points(hp)
-    return split_train_val(X, y, hp.val_fraction)
+    """Xtr, ytr, Xva, yva for an ``HParams``, as the model takes them (``load_run_data``)."""
+    return load_run_data(hp)[:4]
 
 
 def eval_chunks(n: int) -> list[slice]:

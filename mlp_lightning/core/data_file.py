@@ -30,6 +30,8 @@ class DataFile:
     X: np.ndarray  # (N, D) float32, in the file's order
     y: np.ndarray  # (N,) int64
     sha256: str
+    feature_names: tuple[str, ...] = ()  # (D,)
+    class_names: tuple[str, ...] = ()  # (C,) label k's name
 
     @property
     def num_classes(self) -> int:
@@ -55,7 +57,11 @@ def read_data_file(path: str | Path, expected_sha256: str | None = None) -> Data
         )
     X, y = (_read_npz if path.suffix.lower() == ".npz" else _read_csv)(raw, where)
     X, y = _check_points(X, y, where, csv_rows=path.suffix.lower() == ".csv")
-    return DataFile(path=path, X=X, y=y, sha256=sha256)
+    features = tuple(f"x{j + 1}" for j in range(X.shape[1]))
+    if path.suffix.lower() == ".csv":
+        features = tuple(next(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))[:-1])
+    classes = tuple(str(k) for k in range(int(y.max()) + 1))
+    return DataFile(path=path, X=X, y=y, sha256=sha256, feature_names=features, class_names=classes)
 
 
 def _read_npz(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:

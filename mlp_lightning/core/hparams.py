@@ -75,16 +75,42 @@ class HParams:
     data: str = field(
         default="", metadata=_help("train on a .npz (X, y) or .csv (header, label last) file", data=True)
     )
+    standardize: Optional[bool] = field(  # noqa: UP045 (jsonargparse reads the annotation)
+        default=None,
+        metadata=_help(
+            "scale each feature to mean 0, sd 1 by the training split's statistics (default: true for "
+            "--data, false for the generated sets)",
+            data=True,
+        ),
+    )
     data_sha256: str = field(default="", metadata=_help("sha256 of the --data file", derived=True, data=True))
     data_points: int = field(default=0, metadata=_help("points in the --data file", derived=True, data=True))
+    class_names: tuple[str, ...] = field(
+        default=(), metadata=_help("the --data file's class names, label 0's first", derived=True, data=True)
+    )
 
     def __post_init__(self) -> None:
         # no --noise: the set's own (an unknown set keeps None; validate() refuses it)
         if self.noise is None and self.dataset in DEFAULT_NOISE:
             object.__setattr__(self, "noise", DEFAULT_NOISE[self.dataset])
+        # no --standardize: a user's table is standardized, a generated set keeps its raw points
+        if self.standardize is None:
+            object.__setattr__(self, "standardize", bool(self.data))
+        if isinstance(self.class_names, list):  # as YAML and JSON give it back
+            object.__setattr__(self, "class_names", tuple(self.class_names))
 
-    def as_dict(self) -> dict[str, int | float]:
-        return dataclasses.asdict(self)
+    def as_dict(self) -> dict[str, int | float | str | bool | list[str]]:
+        """Plain values (a tuple as a list), as hparams.yaml, the checkpoints and TensorBoard record them.
+
+        A run on a --data file records none of the flags that only shape a generated set: they
+        did not apply (``dataset: file`` says where the points came from).
+        """
+        skip = set(generated_set_names()) - {"dataset"} if self.data else set()
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in skip
+        }
 
     @property
     def n_total(self) -> int:
@@ -131,7 +157,8 @@ def validate(hp: HParams) -> HParams:
         value, kind = getattr(hp, f.name), type(getattr(defaults, f.name))
         plain = type(value) is kind or (kind is float and type(value) is int)
         plain = plain or (value is None and f.default is None)  # --noise: None is the set's own
-        _require(f.name, plain, "an integer" if kind is int else "a finite number", value)
+        plain = plain and (kind is not tuple or all(type(v) is str for v in value))
+        _require(f.name, plain, _KIND_WORDS.get(kind, f"a {kind.__name__}"), value)
     for name in ("n_per_class", "dim", "batch_size", "hidden_dim", "max_epochs"):
         _require(name, getattr(hp, name) >= 1, "a positive integer", getattr(hp, name))
     _require("num_classes", hp.num_classes >= 2, "an integer >= 2", hp.num_classes)
@@ -155,7 +182,16 @@ def validate(hp: HParams) -> HParams:
     return hp
 
 
+_KIND_WORDS = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",
+               tuple: "a list of names"}  # fmt: skip
+
+
 def _validate_dataset(hp: HParams) -> None:
+    names = hp.class_names  # none (the labels 0..C-1 are their own names), or one per class, unique
+    _require(
+        "class_names", not names or len(set(names)) == len(names) == hp.num_classes,
+        f"{hp.num_classes} distinct names (one per class) or none", names,
+    )  # fmt: skip
     if hp.data:  # what the file gives was checked when it was read (core/data_file.py)
         _require("dataset", hp.dataset == DATA_FILE, f"{DATA_FILE!r} for a --data run", hp.dataset)
         _require("data_points", hp.data_points >= 1, "a positive integer", hp.data_points)

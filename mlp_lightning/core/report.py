@@ -45,6 +45,11 @@ def val_line(loss: float, acc: float) -> str:
     return f"val loss {loss:.4f} acc {acc:.3f}"
 
 
+def scores_line(loss: float, acc: float) -> str:
+    """``loss 0.0681 acc 1.000``: evaluate.py's scores on rows that are not a run's validation split."""
+    return f"loss {loss:.4f} acc {acc:.3f}"
+
+
 def epoch_line(epoch: int, metrics: dict[str, float]) -> str:
     """``epoch 05 | train loss 0.0813 acc 0.994 | val loss 0.0681 acc 1.000`` (1-based epoch)."""
     return (

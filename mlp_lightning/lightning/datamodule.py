@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import lightning as L
 import torch
 
-from mlp_lightning.core.data import BatchOrder, eval_chunks, load_splits, shard
+from mlp_lightning.core.data import BatchOrder, eval_chunks, load_run_data, shard
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import HParams, data_names
 
@@ -81,6 +81,8 @@ class BlobDataModule(L.LightningDataModule):
         data: str = HParams.data,
         data_sha256: str = HParams.data_sha256,
         data_points: int = HParams.data_points,
+        standardize: bool | None = None,
+        class_names: tuple[str, ...] = HParams.class_names,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -92,7 +94,7 @@ class BlobDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         hp = HParams(**{name: self.hparams[name] for name in DATA_HPARAMS})
-        Xtr, ytr, Xva, yva = load_splits(hp)
+        Xtr, ytr, Xva, yva, self.columns = load_run_data(hp)  # columns: names and scaling, for the checkpoint
         self.x_train, self.y_train = torch.from_numpy(Xtr), torch.from_numpy(ytr)
         self.x_val, self.y_val = torch.from_numpy(Xva), torch.from_numpy(yva)
 

@@ -27,6 +27,7 @@ import lightning as L
 import torch
 from torchmetrics import Metric
 
+from mlp_lightning.core.columns import COLUMNS_KEY, columns_to_stored
 from mlp_lightning.core.errors import DivergenceError, RunInterrupted, WriteFailed
 from mlp_lightning.core.weights import nonfinite_names
 from mlp_lightning.lightning.checkpoint_io import FORMAT_VERSION, PROJECT_KEY, SafeCheckpointIO
@@ -162,6 +163,9 @@ class RunCheckpoint(L.Callback):
             "ranks": gather_rank_states(trainer, rank_state(trainer, pl_module)),
             "stopped_by": self.stop.name,
         }
+        columns = getattr(trainer.datamodule, "columns", None)  # the model's feature and class names, scaling
+        if columns is not None:
+            checkpoint[COLUMNS_KEY] = columns_to_stored(columns)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self._to_restore = checkpoint[PROJECT_KEY]

@@ -72,5 +72,8 @@ class RunLogger(TensorBoardLogger):
 
 
 def hparams_yaml(hparams: dict[str, Any]) -> str:
-    """``hparams.yaml``'s text as Lightning's ``save_hparams_to_yaml`` writes plain values: ``yaml.dump``."""
-    return yaml.dump(dict(hparams))
+    """``hparams.yaml``'s text as Lightning's ``save_hparams_to_yaml`` writes plain values: ``yaml.dump``.
+
+    A tuple (the data module's ``class_names``) is written as a list: ``yaml.safe_load`` reads no tuples.
+    """
+    return yaml.dump({k: list(v) if isinstance(v, tuple) else v for k, v in dict(hparams).items()})

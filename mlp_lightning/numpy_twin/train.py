@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from mlp_lightning.core.data import EVAL_CHUNK, BatchOrder, load_splits
+from mlp_lightning.core.columns import Columns
+from mlp_lightning.core.data import EVAL_CHUNK, BatchOrder, load_run_data, load_splits
 from mlp_lightning.core.errors import (
     ConfigError,
     DivergenceError,
@@ -86,13 +87,15 @@ def train(
     on_epoch: Callable[[int, dict[str, float], Params], None] | None = None,
     resume: TwinState | None = None,
     on_boundary: Callable[[int, int | None, Callable[[], TwinState]], None] | None = None,
+    splits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Params:
     """Train from the shared initial weights; ``on_epoch(epoch, metrics, params)`` after each (0-based) epoch.
 
     ``resume`` continues a saved state exactly. ``on_boundary(step, finished_epoch, snapshot)``
     runs between steps (``finished_epoch`` is None inside an epoch) and may save ``snapshot()``.
+    ``splits`` are ``hp``'s own (``load_splits``), where the caller has them already.
     """
-    Xtr, ytr, Xva, yva = load_splits(hp)
+    Xtr, ytr, Xva, yva = splits if splits is not None else load_splits(hp)
     params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
     order = BatchOrder(len(Xtr), hp.batch_size, hp.seed)
     rng = numpy_dropout_rng(hp.seed)
@@ -143,22 +146,26 @@ def train(
     return params
 
 
-def save_weights(params: Params, path: Path) -> None:
-    """W1, b1, W2, b2 as float32 arrays in an ``.npz`` (no pickles: loads with allow_pickle=False)."""
+def save_weights(params: Params, columns: Columns, path: Path) -> None:
+    """W1, b1, W2, b2 as float32 arrays in an ``.npz``, with the run's ``Columns`` (no pickles)."""
     buffer = io.BytesIO()
-    np.savez(
-        buffer, **{name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
-    )
+    np.savez(buffer, **_weights_file_arrays(params, columns))
     atomic_write_bytes(buffer.getvalue(), path)
 
 
-def weights_saved(params: Params, path: Path) -> bool:
-    """Whether ``path`` holds exactly ``params``: False when it is missing, cut short or different."""
+def weights_saved(params: Params, columns: Columns, path: Path) -> bool:
+    """Whether ``path`` holds exactly ``params`` and ``columns``: False if missing, cut short or different."""
+    arrays = _weights_file_arrays(params, columns)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return set(npz.files) == set(params) and all(np.array_equal(npz[k], params[k]) for k in params)
+            return set(npz.files) == set(arrays) and all(np.array_equal(npz[k], arrays[k]) for k in arrays)
     except Exception:  # any way a file can be unreadable: it is written again
         return False
+
+
+def _weights_file_arrays(params: Params, columns: Columns) -> dict[str, np.ndarray]:
+    weights = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
+    return {**weights, **columns.as_arrays()}
 
 
 def fit(args: RunArgs) -> int:
@@ -194,8 +201,11 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
             fail(PROG, str(err))
         hp, run_dir, version, logdir = resume.hp, target.run_dir, target.version, target.logdir
         if resume.epochs_done >= hp.max_epochs:
-            if not weights_saved(resume.params, run_dir / TWIN_WEIGHTS):  # killed after its final save
-                save_weights(resume.params, run_dir / TWIN_WEIGHTS)
+            columns = load_run_data(hp)[4]
+            if not weights_saved(
+                resume.params, columns, run_dir / TWIN_WEIGHTS
+            ):  # killed after its final save
+                save_weights(resume.params, columns, run_dir / TWIN_WEIGHTS)
                 print(f"wrote its final weights, missing or incomplete, to {run_dir / TWIN_WEIGHTS}")
             print(already_finished_line(run_dir, resume.epochs_done))
             return 0
@@ -213,8 +223,9 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     )
     table = MetricsCsv(run_dir / METRICS_CSV, first_epoch=resume.epochs_done if resume else 0)
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
+    *splits, columns = load_run_data(hp)  # read once: the file may be large
     # the decision boundary's picture: 2-D data only
-    boundary_image = BoundaryImage(*load_splits(hp)[2:]) if hp.dim == 2 else None
+    boundary_image = BoundaryImage(*splits[2:]) if hp.dim == 2 else None
     eval_buffers = empty_cache(EVAL_CHUNK, hp.dim, hp.hidden_dim, grad=False)
     # off a terminal no bar: its carriage-return redraws would garble a log
     bar = tqdm(
@@ -243,7 +254,9 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
 
     start = time.perf_counter()
     try:
-        params = train(hp, on_step=bar.update, on_epoch=on_epoch, resume=resume, on_boundary=saver)
+        params = train(
+            hp, on_step=bar.update, on_epoch=on_epoch, resume=resume, on_boundary=saver, splits=tuple(splits)
+        )
     except RunInterrupted:
         # not over: no session end, as Lightning writes none; TensorBoard keeps the first end a run's
         # files hold, so one written now would outlast the one its resume writes
@@ -264,7 +277,7 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     finally:
         bar.close()
         stop.restore()
-    save_weights(params, run_dir / TWIN_WEIGHTS)
+    save_weights(params, columns, run_dir / TWIN_WEIGHTS)
     events.close()
     print(final_report(last, run_dir, logdir, time.perf_counter() - start))
     return 0

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlp_lightning.core.errors import CheckpointError, ConfigError, WriteFailed
-from mlp_lightning.core.hparams import HParams, hparam_names, validate
+from mlp_lightning.core.hparams import DATA_FILE, HParams, generated_set_names, hparam_names, validate
 from mlp_lightning.runs.layout import own_event_file
 
 TEMP_SUFFIX = ".tmp"  # .<name>.<random>.tmp beside the file it will replace
@@ -34,7 +34,9 @@ def _umask() -> int:
 # the mode open() would give a new file (mkstemp's own is 0o600)
 NEW_FILE_MODE = 0o666 & ~_umask()
 
-DATA_FLAGS_ADDED = ("dataset", "noise", "data", "data_sha256", "data_points")
+# hyperparameters added after runs were first stored: a run stored without them read back with their
+# defaults (it trained on blobs, unstandardized, with classes 0..C-1)
+DATA_FLAGS_ADDED = ("dataset", "noise", "data", "data_sha256", "data_points", "standardize", "class_names")
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
@@ -161,6 +163,9 @@ def stored_hparams(stored: object, path: Path) -> HParams:
         raise CheckpointError(
             f"checkpoint {str(path)!r} stores its hyperparameters as a {type(stored).__name__}"
         )
+    if stored.get("data"):  # a --data run records no generated-set flag (HParams.as_dict): the defaults
+        file_defaults = HParams(dataset=DATA_FILE)
+        stored = {**{name: getattr(file_defaults, name) for name in generated_set_names()}, **stored}
     # a run from before the data flags trained on blobs: their defaults say so
     stored = {**{name: getattr(HParams(), name) for name in DATA_FLAGS_ADDED}, **stored}
     missing = sorted(set(hparam_names()) - set(stored))
@@ -172,7 +177,10 @@ def stored_hparams(stored: object, path: Path) -> HParams:
     defaults = HParams()
     for name, value in stored.items():
         expected = type(getattr(defaults, name))
+        if expected is tuple and type(value) is list:  # YAML and JSON store a tuple as a list
+            value = stored[name] = tuple(value)
         ok = type(value) is expected or (expected is float and type(value) is int)
+        ok = ok and (expected is not tuple or all(type(v) is str for v in value))
         if not ok:
             raise CheckpointError(
                 f"checkpoint {str(path)!r}: hyperparameter {name!r} is {' '.join(repr(value).split())[:80]}, "

@@ -132,9 +132,9 @@ class StoredRuns:
 
 
 def hparams_key(hparams: dict) -> tuple | None:
-    """``hparams`` as a dictionary key (None for one holding a value that cannot be one)."""
+    """``hparams`` as a dictionary key, lists as tuples (None for one holding a value that cannot be one)."""
     try:
-        key = tuple(sorted(hparams.items()))
+        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()))
         hash(key)
     except TypeError:
         return None
