@@ -21,6 +21,7 @@ from pathlib import Path
 from mlp_lightning.core.errors import CheckpointError, ConfigError, WriteFailed
 from mlp_lightning.core.hparams import DATA_FILE, HParams, generated_set_names, hparam_names, validate
 from mlp_lightning.runs.layout import own_event_file
+from mlp_lightning.runs.no_follow import open_own_file
 
 TEMP_SUFFIX = ".tmp"  # .<name>.<random>.tmp beside the file it will replace
 
@@ -119,7 +120,8 @@ def event_file_errors(run_dir: Path) -> Iterator[None]:
 
 def cut_half_record(path: Path) -> None:
     """Cut ``path`` after its last whole TFRecord (8-byte length, its 4-byte CRC, data, a 4-byte CRC)."""
-    with open(path, "r+b") as f:
+    # never through a link: the name is found by a glob of the run (runs/no_follow.py)
+    with os.fdopen(open_own_file(path, os.O_RDWR), "r+b") as f:
         end = 0
         while len(header := f.read(12)) == 12:
             (length,) = struct.unpack("<Q", header[:8])

@@ -26,6 +26,8 @@ CHECKPOINT_DIR = "checkpoints"
 LIGHTNING_CHECKPOINT = "last.ckpt"  # the Lightning run's resumable checkpoint
 TWIN_CHECKPOINT = "last.npz"  # the NumPy twin's resumable state
 TWIN_WEIGHTS = "weights.npz"  # the twin's final weights, float32 W1, b1, W2, b2
+# a new run directory: no other account may write in it (plant or swap a link), any may read it
+RUN_DIR_MODE = 0o755
 LOCK_FILE = ".lock"  # held (flock) by the process training in the run; holds its pid
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's: events.out.tfevents.<second>.<host>.<pid>.<n>
 # set for the processes a multi-process strategy launches, so they join rank 0's run
@@ -102,7 +104,7 @@ def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:
     while True:
         run_dir = root / f"version_{version}"
         try:
-            run_dir.mkdir()
+            run_dir.mkdir(mode=RUN_DIR_MODE)  # the umask may take more away, never add
         except FileExistsError:
             version += 1
             continue

@@ -14,13 +14,15 @@ hard-killed run wrote after its last checkpoint are written again, not twice.
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
 from mlp_lightning.core.errors import WriteFailed
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS
-from mlp_lightning.runs.files import atomic_write_bytes
+from mlp_lightning.runs.files import NEW_FILE_MODE, atomic_write_bytes
+from mlp_lightning.runs.no_follow import open_own_file
 
 COLUMNS = ("epoch", "step", *METRIC_TAGS)
 
@@ -60,9 +62,12 @@ class MetricsCsv:
 
     def append(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         """Add epoch ``epoch``'s (0-based) row: its step and the four metric tags' values."""
+        line = self._line({"epoch": epoch, "step": step, **metrics}).encode()
         try:  # appended, not rewritten: a row cut short by a kill or a full disk is dropped on reading
-            with open(self.path, "a") as f:
-                f.write(self._line({"epoch": epoch, "step": step, **metrics}))
+            # a link swapped in during the run is refused, not written through (runs/no_follow.py)
+            fd = open_own_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, NEW_FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(line)
         except OSError as err:
             raise WriteFailed(self.path, err) from None
 
