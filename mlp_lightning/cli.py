@@ -20,11 +20,19 @@ from pathlib import Path
 from typing import NoReturn, Optional, get_type_hints
 
 import yaml
-from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, DefaultHelpFormatter
 
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError, fail
-from mlp_lightning.core.hparams import DATA_FILE, HParams, flag_names, generated_set_names, validate
+from mlp_lightning.core.hparams import (
+    DATA_FILE,
+    SET_DEFAULTS,
+    HParams,
+    flag_names,
+    generated_set_names,
+    sets_own,
+    validate,
+)
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
@@ -40,9 +48,22 @@ _TRAINER_HELP = {
 }
 
 
+class _HelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help, but a flag whose default is the set's own lists them, not ``default: null``."""
+
+    def _get_help_string(self, action) -> str:
+        text = super()._get_help_string(action)
+        if action.dest in SET_DEFAULTS["blobs"]:
+            text = text.replace("default: %(default)s", f"default: the set's own: {sets_own(action.dest)}")
+        return text
+
+
 def build_parser(prog: str, description: str) -> ArgumentParser:
     # no abbreviations: --max_epoch must not quietly mean --max_epochs
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, allow_abbrev=False)
+    parser = ArgumentParser(
+        prog=prog, description=description, exit_on_error=False, allow_abbrev=False,
+        formatter_class=_HelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of flag: value")
     hp_types = get_type_hints(HParams)
     for f in dataclasses.fields(HParams):
@@ -82,6 +103,8 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog, description)
     try:
+        # --print_config is answered below, once the set's own defaults are resolved, not by jsonargparse
+        argv, print_config = _take_print_config(argv)
         if numpy_only:
             _refuse_trainer_flags(argv, prog)
         _refuse_unknown_config_keys(argv, parser)
@@ -106,6 +129,10 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
             raise ConfigError(
                 f"--checkpoint_every_n_steps must be an integer >= 0, got {ns.checkpoint_every_n_steps!r}"
             )
+        ns = with_resolved_defaults(ns, hp)
+        if print_config is not None:
+            sys.stdout.write(printed_config(parser, ns, print_config))
+            raise SystemExit(0)
     except ConfigError as err:
         fail(prog, str(err))
     except ArgumentError as err:
@@ -132,16 +159,53 @@ def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
     for name, value in (("dim", points.X.shape[1]), ("num_classes", points.num_classes)):
         if name in given and getattr(hp, name) != value:
             raise ConfigError(f"--{name} {getattr(hp, name)} contradicts --data {hp.data}, which has {value}")
+    # the flags not given take the file's own defaults, not the blobs' they were resolved to
+    own = {name: None for name in SET_DEFAULTS[DATA_FILE] if name not in given}  # a given noise was refused
     return dataclasses.replace(
-        hp, dataset=DATA_FILE, noise=None, data=str(points.path), data_sha256=points.sha256,
+        hp, **own, dataset=DATA_FILE, data=str(points.path), data_sha256=points.sha256,
         data_points=len(points.X), dim=points.X.shape[1], num_classes=points.num_classes,
         class_names=points.class_names,
     )  # fmt: skip
 
 
-def printed_config(parser: ArgumentParser, ns) -> str:
-    """The YAML ``--print_config`` prints for ``ns``: every flag, unset ones as null."""
-    return parser.dump(ns, skip_unset=False)
+def with_resolved_defaults(ns, hp: HParams):
+    """``ns`` with the set's own defaults ``hp`` resolved in place of None, so the YAML says what runs.
+
+    A --data run keeps the generated set's flags as given: fed back, a file's noise would be refused.
+    """
+    ns = ns.clone()
+    for name in SET_DEFAULTS[hp.dataset]:
+        if not (hp.data and name in generated_set_names()):
+            ns[name] = getattr(hp, name)
+    if hp.data:  # the file's own size, as the run records it
+        ns["dim"], ns["num_classes"] = hp.dim, hp.num_classes
+    return ns
+
+
+def printed_config(parser: ArgumentParser, ns, options: str = "") -> str:
+    """The YAML ``--print_config`` prints for ``ns``: every flag (``options``: skip_default, ...)."""
+    flags = {"skip_unset": False, **{name: True for name in options.split(",") if name}}
+    return parser.dump(ns, **flags)
+
+
+PRINT_CONFIG_OPTIONS = ("skip_default", "skip_unset")
+
+
+def _take_print_config(argv: list[str]) -> tuple[list[str], str | None]:
+    """``argv`` without ``--print_config[=options]``, and its options ("" bare; None if not given)."""
+    rest, options = [], None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return [*rest, *argv[i:]], options
+        if arg == "--print_config" or arg.startswith("--print_config="):
+            options = arg.partition("=")[2]
+            bad = set(options.split(",")) - {"", *PRINT_CONFIG_OPTIONS}
+            if bad:
+                allowed = ", ".join(PRINT_CONFIG_OPTIONS)
+                raise ConfigError(f"--print_config takes {allowed}, comma-separated; got {options!r}")
+        else:
+            rest.append(arg)
+    return rest, options
 
 
 def given_flags(argv: Sequence[str], ns) -> frozenset[str]:

@@ -15,7 +15,7 @@ from typing import NoReturn, get_type_hints
 from mlp_lightning.cli import OneLineArgumentParser, with_data_file
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.errors import fail as cli_fail
-from mlp_lightning.core.hparams import HParams, flag_names, validate
+from mlp_lightning.core.hparams import SET_DEFAULTS, HParams, flag_names, validate
 
 PROG = "parity_steps.py"
 
@@ -26,7 +26,9 @@ def fail(message: str) -> NoReturn:
 
 def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
     parser = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    types = {**get_type_hints(HParams), "noise": float}  # a given --noise is a number; absent, the set's own
+    # a given --noise, --lr or --max_epochs is a number; absent (None), the set's own
+    own = {name: type(value) for name, value in SET_DEFAULTS["blobs"].items()}
+    types = {**get_type_hints(HParams), **own}
     for f in dataclasses.fields(HParams):
         if f.name not in flag_names():
             continue

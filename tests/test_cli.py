@@ -92,6 +92,31 @@ def test_print_config_output_drives_both_scripts(tmp_path, capsys):
     assert fit_args.hp.hidden_dim == 7 and fit_args.hp.lr == 0.05
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"dataset": "blobs", "noise": 1.0, "lr": 0.1, "max_epochs": 30, "dropout": 0.5}),
+        (["--dataset", "moons"], {"dataset": "moons", "noise": 0.1, "lr": 1.0, "max_epochs": 100}),
+        (["--dataset", "moons", "--lr", "0.5"], {"noise": 0.1, "lr": 0.5, "max_epochs": 100}),
+    ],
+)
+def test_print_config_shows_the_sets_own_defaults_resolved_not_null(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_numpy_args([*argv, "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert {name: printed[name] for name in expected} == expected
+    assert None not in {printed[name] for name in flag_names()}
+
+
+def test_help_lists_each_sets_own_default(tmp_path):
+    result = run_script("baseline_numpy.py", "--help")
+    text = " ".join(result.stdout.split())
+    assert "default: the set's own: blobs 0.1, moons 1.0, circles 0.3, spirals 1.0" in text
+    assert "default: the set's own: blobs 30, moons 100" in text
+    assert "default: the set's own: blobs 1.0, moons 0.1" in text  # --noise
+
+
 def test_flags_after_config_override_it(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("hidden_dim: 7\nseed: 3\n")

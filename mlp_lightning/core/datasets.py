@@ -3,7 +3,7 @@
 Each draws ``n_per_class`` points per class from the run's data stream, stacks the classes
 in order and shuffles them with one permutation from the same stream, as the blobs do, so
 the split and batch order that follow are the blobs' own. ``noise`` is the standard
-deviation of the set's Gaussian noise (``DEFAULT_NOISE`` in ``core/hparams.py``).
+deviation of the set's Gaussian noise (``SET_DEFAULTS`` in ``core/hparams.py``).
 """
 
 from __future__ import annotations

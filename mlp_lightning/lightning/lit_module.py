@@ -23,7 +23,7 @@ class MLPClassifier(L.LightningModule):
         hidden_dim: int = HParams.hidden_dim,
         num_classes: int = HParams.num_classes,
         dropout: float = HParams.dropout,
-        lr: float = HParams.lr,
+        lr: float = HParams().lr,  # the blobs' (a set's own is resolved in HParams)
         weight_decay: float = HParams.weight_decay,
         seed: int = HParams.seed,
     ) -> None:
