@@ -78,7 +78,7 @@ class Columns:
 
 
 def plain_columns(dim: int, num_classes: int, class_names: Sequence[str] = ()) -> Columns:
-    """Unscaled features ``x1..xD``; classes named ``class_names``, or ``0..C-1``."""
+    """Unscaled features ``x1..xD``; classes named ``class_names``, or ``0..C-1`` (as ``HParams.classes``)."""
     names = tuple(class_names) if class_names else tuple(str(k) for k in range(num_classes))
     return Columns(
         feature_names=tuple(f"x{j + 1}" for j in range(dim)),

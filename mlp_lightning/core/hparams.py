@@ -139,6 +139,11 @@ class HParams:
         }
 
     @property
+    def classes(self) -> tuple[str, ...]:
+        """Each class's name, label 0's first: a file's own, or the labels themselves (``"0"``, ``"1"``)."""
+        return self.class_names or tuple(str(k) for k in range(self.num_classes))
+
+    @property
     def n_total(self) -> int:
         return self.data_points if self.data else self.n_per_class * self.num_classes
 

@@ -15,6 +15,7 @@ decision-boundary image at the epochs the console reports, at those epochs' step
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -114,15 +115,26 @@ def custom_scalars_summary() -> Summary:
     return Summary(value=[value])
 
 
-def run_text(command: str, config_yaml: str) -> str:
-    """The RUN_TEXT entry, Markdown: the command line and the configuration, each as a code block."""
+# the decision-boundary images' class colours by name, in PALETTE's order (matplotlib's tab10)
+COLOUR_NAMES = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")
+
+
+def run_text(command: str, config_yaml: str, class_names: Sequence[str] = ()) -> str:
+    """The RUN_TEXT entry, Markdown: the command line and the configuration, each as a code block,
+    and the classes by name with the colour each has in the decision-boundary images."""
     import textwrap
 
     def block(text: str) -> str:
         return textwrap.indent(text.rstrip("\n"), "    ")
 
     config_heading = "configuration (what `--print_config` prints):"
-    return f"command:\n\n{block(command)}\n\n{config_heading}\n\n{block(config_yaml)}\n"
+    text = f"command:\n\n{block(command)}\n\n{config_heading}\n\n{block(config_yaml)}\n"
+    if class_names:
+        classes = "\n".join(
+            f"{k}: {name} ({COLOUR_NAMES[k % len(COLOUR_NAMES)]})" for k, name in enumerate(class_names)
+        )
+        text += f"\nclasses (label: name (colour in the images)):\n\n{block(classes)}\n"
+    return text
 
 
 def text_summary(markdown: str) -> Summary:

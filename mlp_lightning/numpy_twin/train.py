@@ -216,7 +216,7 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     atomic_write_text(yaml.safe_dump(hp.as_dict()), run_dir / HPARAMS_FILE)  # as Lightning writes it
     if resume is not None:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
-    text, first_step = run_text(args.command, args.config_yaml), resume.step if resume else 0
+    text, first_step = run_text(args.command, args.config_yaml, hp.classes), resume.step if resume else 0
     purge_step = resume.step if resume else None  # the steps it replays, logged again
     events = EventWriter(
         run_dir, hp.as_dict(), run_name(NUMPY_TRAINER, version), text, first_step, purge_step
