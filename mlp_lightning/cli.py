@@ -29,7 +29,7 @@ from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, 
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
 from mlp_lightning.runs.resume import RESUME_NEWEST
-from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs
+from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs, hparams_key
 
 _TRAINER_HELP = {
     "accelerator": f"one of {', '.join(ACCELERATORS)}",
@@ -47,6 +47,11 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
     hp_types = get_type_hints(HParams)
     for f in dataclasses.fields(HParams):
         if f.metadata["derived"]:
+            continue
+        if hp_types[f.name] == tuple[str, ...]:  # --drop id name: several values after one flag
+            parser.add_argument(
+                f"--{f.name}", type=str, nargs="*", default=f.default, help=f.metadata["help"]
+            )
             continue
         parser.add_argument(f"--{f.name}", type=hp_types[f.name], default=f.default, help=f.metadata["help"])
     parser.add_argument("--logdir", type=str, default="logs", help="where runs are written")
@@ -125,7 +130,7 @@ def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
     """
     if not hp.data:
         return hp
-    points = read_data_file(hp.data)
+    points = read_data_file(hp.data, hp.target, hp.drop)
     for name in generated_set_names():
         if name in given:
             raise ConfigError(f"--{name} shapes a generated set; --data {hp.data} brings its own points")
@@ -202,7 +207,11 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> 
             continue  # not a readable YAML file: the parser says so, naming --config
         if not isinstance(table, dict):
             continue
-        for key in table:
+        for key, value in table.items():
+            if key == "drop" and not isinstance(value, list | None):  # jsonargparse's words name nothing
+                raise ConfigError(
+                    f"--config {path}: drop must be a list of column names ([a, b]), got {value!r}"
+                )
             if isinstance(key, str) and key not in known and key != "config":
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
@@ -328,7 +337,7 @@ def _combinations(given: list[str], ns: argparse.Namespace, prog: str) -> tuple[
         argv = [arg for name, value in flags for arg in (f"--{name}", value)]
         hparams = _parse([*argv, "--logdir", ns.logdir], prog, "", numpy_only=True).hp.as_dict()
         combination = Combination(flags, hparams)
-        key = tuple(sorted(hparams.items()))
+        key = hparams_key(hparams)
         if key in seen:
             raise ConfigError(
                 f"{seen[key].label} and {combination.label} are the same run (the same hyperparameters): "

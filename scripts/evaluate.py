@@ -28,6 +28,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="evaluate on every point of this .npz (X, y) or .csv (header, label last)",
     )
+    add(
+        "--target", default=None, help="the class column of a --data .csv (default: the run's, else the last)"
+    )
+    add("--drop", nargs="*", default=None, metavar="NAME", help="columns of a --data .csv to leave out "
+        "(default: the run's)")  # fmt: skip
     add("--predictions", type=Path, default=None, help="write one CSV row per point: label, predicted, p0..")
     types = {**get_type_hints(HParams), "noise": float}
     fields = {f.name: f for f in dataclasses.fields(HParams)}
@@ -50,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
     try:
         model = locate(args.target)
-        X, y, what = evaluation_points(model, args.data, given)
+        columns = {
+            name: getattr(args, name) for name in ("target", "drop") if getattr(args, name) is not None
+        }
+        X, y, what = evaluation_points(model, args.data, given, columns)
         result = evaluate_model(model, X, y, what)
     except ConfigError as err:
         fail(PROG, str(err))

@@ -20,14 +20,16 @@ from mlp_lightning.analysis.export import load_npz
 from mlp_lightning.core.data import eval_chunks, load_splits
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError
-from mlp_lightning.core.hparams import DATA_FILE, HParams, data_names, flag_names, validate
+from mlp_lightning.core.hparams import DATA_FILE, HParams, column_names, data_names, flag_names, validate
 from mlp_lightning.runs.files import atomic_write_text, stored_hparams
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, HPARAMS_FILE, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 LIGHTNING, NUMPY = "lightning", "numpy"
 # the hyperparameters that decide a generated set's points: given, they replace the run's
 # the flags that name a generated set's validation split (a --data file is its own flag)
-DATA_FLAGS = tuple(name for name in data_names() if name in flag_names() and name != "data")
+DATA_FLAGS = tuple(
+    name for name in data_names() if name in flag_names() and name != "data" and name not in column_names()
+)
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,22 @@ def _run_hparams(path: Path) -> HParams | None:
     return stored_hparams(yaml.safe_load(path.read_text()), path)
 
 
-def evaluation_points(model: SavedModel, data: str | None, given: dict) -> tuple[np.ndarray, np.ndarray, str]:
-    """X (N, D), y (N,) and what they are: a --data file whole, or a split rebuilt from hyperparameters."""
+def evaluation_points(
+    model: SavedModel, data: str | None, given: dict, columns: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """X (N, D), y (N,) and what they are: a --data file whole, or a split rebuilt from hyperparameters.
+
+    ``columns`` (``target``, ``drop``) picks a .csv's columns; those not given are the run's own.
+    """
+    columns = columns or {}
+    if data is None and columns:
+        raise ConfigError(f"--{next(iter(columns))} needs --data: it names columns of a .csv file")
     if data is not None:
         if given:
             raise ConfigError(f"--data brings its own points; --{next(iter(given))} shapes a generated set")
-        points = read_data_file(data)
+        of_run = model.hp is not None and model.hp.data and Path(data).suffix.lower() == ".csv"
+        run_columns = {name: getattr(model.hp, name) for name in column_names()} if of_run else {}
+        points = read_data_file(data, **{**run_columns, **columns})
         return points.X, points.y, f"all {len(points.y)} points of {points.path}"
     if given:
         base = model.hp if model.hp is not None and not model.hp.data else HParams()

@@ -93,7 +93,7 @@ def make_points(hp) -> tuple[np.ndarray, np.ndarray]:
     A --data file is read again and refused (ConfigError) if its bytes changed since the run began.
     """
     if hp.data:
-        points = read_data_file(hp.data, expected_sha256=hp.data_sha256)
+        points = read_data_file(hp.data, hp.target, hp.drop, expected_sha256=hp.data_sha256)
         idx = data_rng(hp.seed).permutation(len(points.X))  # shuffled once, like the generated sets
         return points.X[idx], points.y[idx]
     if hp.dataset == "moons":

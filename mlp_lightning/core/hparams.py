@@ -35,10 +35,16 @@ DOCUMENTED_SETTINGS = {
 }
 
 
-def _help(text: str, derived: bool = False, data: bool = False, generated: bool = False) -> dict:
+def _help(
+    text: str, derived: bool = False, data: bool = False, generated: bool = False, columns: bool = False
+) -> dict:
     # derived: filled in from --data, never given as a flag; data: decides the run's points and their
-    # split; generated: shapes a generated set only (a --data file brings its own points)
-    return {"help": text, "derived": derived, "data": data or generated, "generated": generated}
+    # split; generated: shapes a generated set only (a --data file brings its own points); columns:
+    # picks a --data .csv's columns, so it needs --data
+    return {
+        "help": text, "derived": derived, "data": data or generated or columns, "generated": generated,
+        "columns": columns,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,14 @@ class HParams:
     data: str = field(
         default="", metadata=_help("train on a .npz (X, y) or .csv (header, label last) file", data=True)
     )
+    target: str = field(
+        default="",
+        metadata=_help("the class column of a --data .csv, by name (default: the last)", columns=True),
+    )
+    drop: tuple[str, ...] = field(
+        default=(),
+        metadata=_help("columns of a --data .csv to leave out, such as an id: --drop id name", columns=True),
+    )
     data_sha256: str = field(default="", metadata=_help("sha256 of the --data file", derived=True, data=True))
     data_points: int = field(default=0, metadata=_help("points in the --data file", derived=True, data=True))
 
@@ -82,9 +96,12 @@ class HParams:
         # no --noise: the set's own (an unknown set keeps None; validate() refuses it)
         if self.noise is None and self.dataset in DEFAULT_NOISE:
             object.__setattr__(self, "noise", DEFAULT_NOISE[self.dataset])
+        if isinstance(self.drop, list):  # as the command line, YAML and JSON give it
+            object.__setattr__(self, "drop", tuple(self.drop))
 
-    def as_dict(self) -> dict[str, int | float]:
-        return dataclasses.asdict(self)
+    def as_dict(self) -> dict[str, int | float | str | list[str]]:
+        """Plain values, as YAML and JSON hold them: ``drop`` as a list (``HParams(**d)`` takes it back)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @property
     def n_total(self) -> int:
@@ -124,6 +141,14 @@ def generated_set_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(HParams) if f.metadata["generated"])
 
 
+def column_names() -> tuple[str, ...]:
+    """The flags that pick a --data .csv's columns: they need --data."""
+    return tuple(f.name for f in dataclasses.fields(HParams) if f.metadata["columns"])
+
+
+_KINDS = {int: "an integer", float: "a finite number", str: "a string", tuple: "a list of column names"}
+
+
 def validate(hp: HParams) -> HParams:
     """Raise ConfigError naming the first flag whose value is not allowed."""
     defaults = HParams()
@@ -131,7 +156,8 @@ def validate(hp: HParams) -> HParams:
         value, kind = getattr(hp, f.name), type(getattr(defaults, f.name))
         plain = type(value) is kind or (kind is float and type(value) is int)
         plain = plain or (value is None and f.default is None)  # --noise: None is the set's own
-        _require(f.name, plain, "an integer" if kind is int else "a finite number", value)
+        _require(f.name, plain, _KINDS[kind], value)
+    _require("drop", all(isinstance(name, str) for name in hp.drop), _KINDS[tuple], hp.drop)
     for name in ("n_per_class", "dim", "batch_size", "hidden_dim", "max_epochs"):
         _require(name, getattr(hp, name) >= 1, "a positive integer", getattr(hp, name))
     _require("num_classes", hp.num_classes >= 2, "an integer >= 2", hp.num_classes)
@@ -160,6 +186,9 @@ def _validate_dataset(hp: HParams) -> None:
         _require("dataset", hp.dataset == DATA_FILE, f"{DATA_FILE!r} for a --data run", hp.dataset)
         _require("data_points", hp.data_points >= 1, "a positive integer", hp.data_points)
         return
+    for name in column_names():
+        if getattr(hp, name):
+            raise ConfigError(f"--{name} needs --data: it names columns of a .csv file")
     _require("dataset", hp.dataset in DATASETS, f"one of {', '.join(DATASETS)}", hp.dataset)
     _require("noise", math.isfinite(hp.noise) and hp.noise >= 0, "a finite number >= 0", hp.noise)
     classes, dim = DATASET_CLASSES[hp.dataset], DATASET_DIM[hp.dataset]

@@ -51,14 +51,16 @@ def epoch_end_step(epoch: int, steps_per_epoch: int) -> int:
     return (epoch + 1) * steps_per_epoch - 1
 
 
-def hparams_session_start(hparams: dict[str, int | float | str], run_name: str) -> list[Summary]:
+def hparams_session_start(hparams: dict[str, int | float | str | list[str]], run_name: str) -> list[Summary]:
     """The HPARAMS tab's experiment config and session start, for ``hparams``.
 
     The metric columns are the four metric tags, so the tab shows each run's last
-    values beside its hyperparameters.
+    values beside its hyperparameters. A list (``drop``) is shown as its items joined
+    by ", ": the tab takes only scalars.
     """
     from tensorboard.plugins.hparams import summary_v2 as hp_summary
 
+    hparams = {k: ", ".join(v) if isinstance(v, list | tuple) else v for k, v in hparams.items()}
     config = hp_summary.hparams_config_pb(
         hparams=[hp_summary.HParam(name) for name in hparams],
         metrics=[hp_summary.Metric(tag) for tag in METRIC_TAGS],

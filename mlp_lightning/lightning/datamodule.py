@@ -79,6 +79,8 @@ class BlobDataModule(L.LightningDataModule):
         dataset: str = HParams.dataset,
         noise: float | None = None,
         data: str = HParams.data,
+        target: str = HParams.target,
+        drop: Sequence[str] = HParams.drop,
         data_sha256: str = HParams.data_sha256,
         data_points: int = HParams.data_points,
     ) -> None:
@@ -88,7 +90,8 @@ class BlobDataModule(L.LightningDataModule):
     @classmethod
     def from_hparams(cls, hp: HParams) -> BlobDataModule:
         """The data module for the data part of the shared hyperparameters."""
-        return cls(**{name: getattr(hp, name) for name in DATA_HPARAMS})
+        plain = hp.as_dict()  # drop as a list: hparams saved as YAML stay plain
+        return cls(**{name: plain[name] for name in DATA_HPARAMS})
 
     def setup(self, stage: str | None = None) -> None:
         hp = HParams(**{name: self.hparams[name] for name in DATA_HPARAMS})

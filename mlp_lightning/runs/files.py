@@ -34,7 +34,7 @@ def _umask() -> int:
 # the mode open() would give a new file (mkstemp's own is 0o600)
 NEW_FILE_MODE = 0o666 & ~_umask()
 
-DATA_FLAGS_ADDED = ("dataset", "noise", "data", "data_sha256", "data_points")
+DATA_FLAGS_ADDED = ("dataset", "noise", "data", "target", "drop", "data_sha256", "data_points")
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
@@ -173,6 +173,8 @@ def stored_hparams(stored: object, path: Path) -> HParams:
     for name, value in stored.items():
         expected = type(getattr(defaults, name))
         ok = type(value) is expected or (expected is float and type(value) is int)
+        if expected is tuple and type(value) is list:  # YAML and JSON hold a tuple as a list
+            ok = all(type(item) is str for item in value)
         if not ok:
             raise CheckpointError(
                 f"checkpoint {str(path)!r}: hyperparameter {name!r} is {' '.join(repr(value).split())[:80]}, "
