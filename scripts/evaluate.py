@@ -29,7 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="evaluate on every point of this .npz (X, y) or .csv (header, label last)",
     )
     add(
-        "--target", default=None, help="the class column of a --data .csv (default: the run's, else the last)"
+        "--target",
+        dest="class_column",
+        default=None,
+        help="the class column of a --data .csv (default: the run's)",
     )
     add("--drop", nargs="*", default=None, metavar="NAME", help="columns of a --data .csv to leave out "
         "(default: the run's)")  # fmt: skip
@@ -55,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
     try:
         model = locate(args.target)
-        columns = {
-            name: getattr(args, name) for name in ("target", "drop") if getattr(args, name) is not None
-        }
+        columns = {"target": args.class_column, "drop": args.drop}  # args.target is the model
+        columns = {k: v for k, v in columns.items() if v is not None}
         X, y, what = evaluation_points(model, args.data, given, columns)
         result = evaluate_model(model, X, y, what)
     except ConfigError as err:

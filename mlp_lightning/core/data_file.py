@@ -25,6 +25,7 @@ from mlp_lightning.core.csv_table import read_csv
 from mlp_lightning.core.errors import ConfigError
 
 SUFFIXES = (".npz", ".csv")
+_LAST: dict[tuple, DataFile] = {}  # the last file read, by path, columns, size and modification time
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,32 @@ def read_data_file(
     for flag, value in (("--target", target), ("--drop", drop)):
         if value and not csv:
             raise ConfigError(f"{where}: {flag} names a .csv's columns; a .npz holds X and y")
-    if path.stat().st_size == 0:
+    stat = path.stat()
+    if stat.st_size == 0:
         raise ConfigError(f"{where}: the file is empty (0 bytes)")
-    with open(path, "rb") as f:
-        sha256 = hashlib.file_digest(f, "sha256").hexdigest()  # in a stream: never the whole file
+    # the command line reads the file to check the flags, the trainer again for its points: once
+    key = (path, target, tuple(drop), stat.st_size, stat.st_mtime_ns)
+    points = _LAST.get(key)
+    sha256 = points.sha256 if points is not None else _sha256(path)
     if expected_sha256 is not None and sha256 != expected_sha256:
         raise ConfigError(
             f"{where}: the file has changed since the run used it (sha256 {sha256[:12]}..., "
             f"the run recorded {expected_sha256[:12]}...); restore it or train a new run"
         )
-    if csv:
-        X, y, classes, features = read_csv(path, where, target, tuple(drop))
-    else:
-        X, y, classes, features = _read_npz(path, where)
-    return DataFile(path=path, X=X, y=y, sha256=sha256, class_names=classes, feature_names=features)
+    if points is None:
+        X, y, classes, features = (
+            read_csv(path, where, target, tuple(drop)) if csv else _read_npz(path, where)
+        )
+        X.flags.writeable = y.flags.writeable = False  # shared by the next read of the same file
+        points = DataFile(path=path, X=X, y=y, sha256=sha256, class_names=classes, feature_names=features)
+        _LAST.clear()
+        _LAST[key] = points
+    return points
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()  # in a stream: never the whole file
 
 
 def _read_npz(path: Path, where: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
