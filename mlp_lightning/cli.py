@@ -69,6 +69,11 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
     for f in dataclasses.fields(HParams):
         if f.metadata["derived"]:
             continue
+        if hp_types[f.name] == tuple[str, ...]:  # --drop id name: several values after one flag
+            parser.add_argument(
+                f"--{f.name}", type=str, nargs="*", default=f.default, help=f.metadata["help"]
+            )
+            continue
         parser.add_argument(f"--{f.name}", type=hp_types[f.name], default=f.default, help=f.metadata["help"])
     parser.add_argument("--logdir", type=str, default="logs", help="where runs are written")
     parser.add_argument(
@@ -152,7 +157,7 @@ def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
     """
     if not hp.data:
         return hp
-    points = read_data_file(hp.data)
+    points = read_data_file(hp.data, hp.target, hp.drop)
     for name in generated_set_names():
         if name in given:
             raise ConfigError(f"--{name} shapes a generated set; --data {hp.data} brings its own points")
@@ -161,10 +166,12 @@ def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
             raise ConfigError(f"--{name} {getattr(hp, name)} contradicts --data {hp.data}, which has {value}")
     # the flags not given take the file's own defaults, not the blobs' they were resolved to
     own = {name: None for name in SET_DEFAULTS[DATA_FILE] if name not in given}  # a given noise was refused
+    # the class column by name, as the run records it (an .npz has no columns to name)
+    target = points.target_name if points.path.suffix.lower() == ".csv" else ""
     return dataclasses.replace(
         hp, **own, dataset=DATA_FILE, data=str(points.path), data_sha256=points.sha256,
         data_points=len(points.X), dim=points.X.shape[1], num_classes=points.num_classes,
-        class_names=points.class_names,
+        class_names=points.class_names, target=target,
     )  # fmt: skip
 
 
@@ -267,7 +274,11 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> 
             continue  # not a readable YAML file: the parser says so, naming --config
         if not isinstance(table, dict):
             continue
-        for key in table:
+        for key, value in table.items():
+            if key == "drop" and not isinstance(value, list | None):  # jsonargparse's words name nothing
+                raise ConfigError(
+                    f"--config {path}: drop must be a list of column names ([a, b]), got {value!r}"
+                )
             if isinstance(key, str) and key not in known and key != "config":
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"

@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="write one CSV row per point: label, predicted class, p_<class> for each class",
     )
+    add(
+        "--target",
+        dest="class_column",
+        default=None,
+        help="the class column of a --data .csv, by name (default: the run's; absent: predictions only)",
+    )
     types = {**get_type_hints(HParams), "noise": float}
     fields = {f.name: f for f in dataclasses.fields(HParams)}
     for name in DATA_FLAGS:
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
     try:
         model = locate(args.target)
-        points = evaluation_points(model, args.data, given)
+        points = evaluation_points(model, args.data, given, args.class_column)
         result = evaluate_model(model, points)
     except ConfigError as err:
         fail(PROG, str(err))

@@ -106,7 +106,7 @@ def test_print_config_shows_the_sets_own_defaults_resolved_not_null(argv, expect
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert {name: printed[name] for name in expected} == expected
-    assert None not in {printed[name] for name in flag_names()}
+    assert all(printed[name] is not None for name in flag_names())
 
 
 def test_help_lists_each_sets_own_default(tmp_path):

@@ -21,14 +21,18 @@ from mlp_lightning.analysis.predictions import rows_of_file
 from mlp_lightning.core.columns import Columns
 from mlp_lightning.core.data import eval_chunks, load_splits
 from mlp_lightning.core.errors import ConfigError
-from mlp_lightning.core.hparams import DATA_FILE, HParams, data_names, flag_names, validate
+from mlp_lightning.core.hparams import DATA_FILE, HParams, column_names, data_names, flag_names, validate
 from mlp_lightning.runs.files import stored_hparams
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, HPARAMS_FILE, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 LIGHTNING, NUMPY = "lightning", "numpy"
-# the hyperparameters that decide a generated set's points: given, they replace the run's
-# the flags that name a generated set's validation split (a --data file is its own flag)
-DATA_FLAGS = tuple(name for name in data_names() if name in flag_names() and name != "data")
+# the flags that name a generated set's validation split (a --data file is its own flag; --standardize
+# and the columns are the model's own: it scales every point by its stored statistics)
+DATA_FLAGS = tuple(
+    name
+    for name in data_names()
+    if name in flag_names() and name not in ("data", "standardize") and name not in column_names()
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def _run_hparams(path: Path) -> HParams | None:
     return stored_hparams(yaml.safe_load(path.read_text()), path)
 
 
-def evaluation_points(model: SavedModel, data: str | None, given: dict) -> Points:
+def evaluation_points(model: SavedModel, data: str | None, given: dict, target: str | None = None) -> Points:
     """The points to score: a --data file's rows, by the model's column names, or a validation split.
 
     A split is rebuilt from the run's hyperparameters (those ``given`` replaced) as the run drew
@@ -118,7 +122,9 @@ def evaluation_points(model: SavedModel, data: str | None, given: dict) -> Point
     if data is not None:
         if given:
             raise ConfigError(f"--data brings its own points; --{next(iter(given))} shapes a generated set")
-        return Points(*rows_of_file(data, model.columns, model.hp))
+        return Points(*rows_of_file(data, model.columns, model.hp, target))
+    if target is not None:
+        raise ConfigError("--target needs --data: it names the class column of the rows to evaluate")
     if given:
         base = model.hp if model.hp is not None and not model.hp.data else HParams()
         if model.hp is not None and model.hp.data:  # a generated set for a model of the file's size

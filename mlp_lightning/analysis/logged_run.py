@@ -21,7 +21,8 @@ from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS
 from mlp_lightning.runs.layout import run_name, versions
 
-FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(HParams)}
+# each hyperparameter's type, as its resolved default has it (an Optional one resolves to its set's own)
+FIELD_TYPES = {f.name: type(getattr(HParams(), f.name)) for f in dataclasses.fields(HParams)}
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,10 @@ class Run:
     def typed_hparams(self) -> HParams:
         """The session's hyperparameters as ``HParams`` (TensorBoard stores numbers as floats)."""
         types = FIELD_TYPES
-        values = {k: int(v) if types[k] in (int, "int") else v for k, v in self.hparams.items() if k in types}
-        if isinstance(values.get("class_names"), str):  # the tab holds a list of names as one string
-            values["class_names"] = tuple(values["class_names"].split(", ")) if values["class_names"] else ()
+        values = {k: int(v) if types[k] is int else v for k, v in self.hparams.items() if k in types}
+        for name in ("class_names", "drop"):  # the tab holds a list of names as one string, ", "-joined
+            if isinstance(values.get(name), str):
+                values[name] = tuple(values[name].split(", ")) if values[name] else ()
         return HParams(**values)
 
 

@@ -15,43 +15,43 @@ from pathlib import Path
 
 import numpy as np
 
-from mlp_lightning.core.columns import Columns, shown_name
-from mlp_lightning.core.data_file import read_data_file
+from mlp_lightning.core.column_choice import listing
+from mlp_lightning.core.columns import Columns
+from mlp_lightning.core.data_file import read_data_file, read_new_rows
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.runs.files import atomic_write_text
 
-# at most this many names in a message: a table may have thousands of columns
-SHOWN_NAMES = 8
-
 
 def rows_of_file(
-    path: str | Path, columns: Columns, hp: HParams | None
+    path: str | Path, columns: Columns, hp: HParams | None, target: str | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Every row of ``path`` for the model: X (N, D) by feature name, y (N,) by class name or None, and
-    which rows, in words."""
-    points = read_data_file(path)
-    where = f"--data {str(points.path)!r}"
-    X = points.X  # an .npz's features have no names: they go by position (evaluate_model checks the count)
-    if points.path.suffix.lower() == ".csv":
-        X = X[:, _feature_order(points.feature_names, columns, where)]
-    y = _labels_by_name(points.y, points.class_names, columns, where)
-    return X, y, f"all {len(X)} rows of {points.path}"
+    which rows, in words.
 
-
-def _feature_order(names: tuple[str, ...], columns: Columns, where: str) -> list[int]:
-    """The file's column index of each of the model's features, in the model's order."""
-    at = {name: j for j, name in enumerate(names)}
-    missing = [name for name in columns.feature_names if name not in at]
-    if not missing:
-        return [at[name] for name in columns.feature_names]
+    The class column is ``target``, else the run's own (``hp.target``); without either, the rows
+    are predicted, not scored. A model of unnamed features (``x1..xD``: a generated set, an .npz)
+    reads a .csv by position, its class column the last one, as training does.
+    """
+    target = target if target is not None else (hp.target if hp is not None else "")
     generic = columns.feature_names == tuple(f"x{j + 1}" for j in range(columns.dim))
-    if generic and len(names) == columns.dim:  # a model of unnamed features (a generated set, an .npz)
-        return list(range(columns.dim))
-    raise ConfigError(
-        f"{where} lacks the model's feature column(s) {listed(missing)} (the model reads "
-        f"{columns.dim} features by name: {listed(columns.feature_names)})"
-    )
+    if generic and Path(path).suffix.lower() == ".csv" and not _has_columns(path, columns.feature_names):
+        points = read_data_file(path, target=target)
+        found, X, y, names = points.path, points.X, points.y, points.class_names
+    else:
+        found, X, y, names = read_new_rows(path, columns.feature_names, target)
+    where = f"--data {str(found)!r}"
+    if y is not None:
+        y = _labels_by_name(y, names, columns, where)
+    return X, y, f"all {len(X)} rows of {found}"
+
+
+def _has_columns(path: str | Path, names: tuple[str, ...]) -> bool:
+    try:
+        read_new_rows(path, names, target="")
+    except ConfigError:
+        return False
+    return True
 
 
 def _labels_by_name(y: np.ndarray, names: tuple[str, ...], columns: Columns, where: str) -> np.ndarray:
@@ -60,17 +60,10 @@ def _labels_by_name(y: np.ndarray, names: tuple[str, ...], columns: Columns, whe
     unknown = [name for name in names if name not in index]
     if unknown:
         raise ConfigError(
-            f"{where} has class(es) {listed(unknown)} the model does not know: the file's classes are "
-            f"{listed(names)}, the run's {listed(columns.class_names)}"
+            f"{where} has class(es) {listing(unknown)} the model does not know: the file's classes are "
+            f"{listing(names)}, the run's {listing(columns.class_names)}"
         )
     return np.array([index[name] for name in names], dtype=np.int64)[y]
-
-
-def listed(names) -> str:
-    """``'a', 'b', 'c'`` or ``'a', 'b', ... (120 in all)``: names escaped and cut, at most SHOWN_NAMES."""
-    names = list(names)
-    shown = ", ".join(shown_name(str(n)) for n in names[:SHOWN_NAMES])
-    return shown if len(names) <= SHOWN_NAMES else f"{shown}, ... ({len(names)} in all)"
 
 
 def write_predictions(

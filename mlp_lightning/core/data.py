@@ -100,7 +100,7 @@ def make_points(hp) -> tuple[np.ndarray, np.ndarray]:
 def _points(hp) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """X, y and the feature names (a file's own columns; ``x1..xD`` for a generated set)."""
     if hp.data:
-        points = read_data_file(hp.data, expected_sha256=hp.data_sha256)
+        points = read_data_file(hp.data, hp.target, hp.drop, expected_sha256=hp.data_sha256)
         idx = data_rng(hp.seed).permutation(len(points.X))  # shuffled once, like the generated sets
         return points.X[idx], points.y[idx], points.feature_names
     features = tuple(f"x{j + 1}" for j in range(hp.dim))

@@ -1,80 +1,133 @@
 """A user's own points, ``--data PATH``: read, checked and fingerprinted, in NumPy.
 
-Two formats: an ``.npz`` holding ``X`` (N, D) numbers and ``y`` (N,) integer labels, read
-without pickles; or a ``.csv`` whose first row is a header and whose last column is the
-integer label. Labels must be 0..C-1 with every class present. Whatever is wrong raises
-``ConfigError`` naming the file and, where it applies, the row and column, so the command
-line refuses it before anything is written. The sha256 of the file's bytes is recorded
-with the run; a resume or an evaluation refuses a file that has changed since.
+Two formats: an ``.npz`` holding ``X`` (N, D) numbers and ``y`` (N,) class labels (integers, or
+text as a unicode array), read without pickles, and optionally ``feature_names`` (D,) text; or a
+``.csv`` whose first row is a header, read by ``core/csv_table.py``: the class column is the last
+one or ``--target NAME``, ``--drop NAME...`` leaves columns out. Either way the classes follow
+``core/class_labels.py``: integers in numeric order, else names in sorted order, so labels
+0..C-1 map to themselves. Whatever is wrong raises ``ConfigError`` naming the file and, where it
+applies, the row and column, so the command line refuses it before anything is written. The
+sha256 of the file's bytes (read in a stream) is recorded with the run; a resume or an evaluation
+refuses a file that has changed since.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mlp_lightning.core.class_labels import class_labels
+from mlp_lightning.core.csv_table import class_column_name, read_csv, read_csv_by_name
 from mlp_lightning.core.errors import ConfigError
 
 SUFFIXES = (".npz", ".csv")
+_LAST: dict[tuple, DataFile] = {}  # the last file read, by path, columns, size and modification time
 
 
 @dataclass(frozen=True)
 class DataFile:
     path: Path  # absolute
     X: np.ndarray  # (N, D) float32, in the file's order
-    y: np.ndarray  # (N,) int64
+    y: np.ndarray  # (N,) int64 in 0..C-1
     sha256: str
+    class_names: tuple[str, ...] = ()  # (C,) class y == c is class_names[c]
     feature_names: tuple[str, ...] = ()  # (D,)
-    class_names: tuple[str, ...] = ()  # (C,) label k's name
+    target_name: str = "y"  # the class column's name (an .npz's is y)
 
     @property
     def num_classes(self) -> int:
         return int(self.y.max()) + 1
 
 
-def read_data_file(path: str | Path, expected_sha256: str | None = None) -> DataFile:
-    """The file's points, checked; with ``expected_sha256``, refused unless its bytes are unchanged."""
+def read_data_file(
+    path: str | Path, target: str = "", drop: tuple[str, ...] = (), expected_sha256: str | None = None
+) -> DataFile:
+    """The file's points, checked; with ``expected_sha256``, refused unless its bytes are unchanged.
+
+    ``target`` names a .csv's class column ("" : the last), ``drop`` columns to leave out.
+    """
     path = Path(path).absolute()
     where = f"--data {str(path)!r}"
+    csv = path.suffix.lower() == ".csv"
     if path.suffix.lower() not in SUFFIXES:
-        raise ConfigError(f"{where}: must be a .npz (X, y) or .csv (header row, label last) file")
+        raise ConfigError(f"{where}: must be a .npz (X, y) or .csv (header row, class last) file")
     if not path.is_file():
         raise ConfigError(f"{where}: no such file")
-    raw = path.read_bytes()
-    if not raw:
+    for flag, value in (("--target", target), ("--drop", drop)):
+        if value and not csv:
+            raise ConfigError(f"{where}: {flag} names a .csv's columns; a .npz holds X and y")
+    stat = path.stat()
+    if stat.st_size == 0:
         raise ConfigError(f"{where}: the file is empty (0 bytes)")
-    sha256 = hashlib.sha256(raw).hexdigest()
+    # the command line reads the file to check the flags, the trainer again for its points: once. The
+    # command line records the class column by name (``DataFile.target_name``): the key resolves "" so
+    # the two reads meet
+    target = (target or class_column_name(path, where)) if csv else target
+    key = (path, target, tuple(drop), stat.st_size, stat.st_mtime_ns)
+    points = _LAST.get(key)
+    sha256 = points.sha256 if points is not None else _sha256(path)
     if expected_sha256 is not None and sha256 != expected_sha256:
         raise ConfigError(
             f"{where}: the file has changed since the run used it (sha256 {sha256[:12]}..., "
             f"the run recorded {expected_sha256[:12]}...); restore it or train a new run"
         )
-    X, y = (_read_npz if path.suffix.lower() == ".npz" else _read_csv)(raw, where)
-    X, y = _check_points(X, y, where, csv_rows=path.suffix.lower() == ".csv")
-    features = tuple(f"x{j + 1}" for j in range(X.shape[1]))
+    if points is None:
+        X, y, classes, features, label = (
+            read_csv(path, where, target, tuple(drop)) if csv else (*_read_npz(path, where), "y")
+        )
+        X.flags.writeable = y.flags.writeable = False  # shared by the next read of the same file
+        points = DataFile(path, X, y, sha256, classes, features, label)
+        _LAST.clear()
+        _LAST[key] = points
+    return points
+
+
+def read_new_rows(
+    path: str | Path, feature_names: tuple[str, ...], target: str
+) -> tuple[Path, np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """Rows to predict: the absolute path, X (N, D) float32, y (N,) and the file's class names, or None, ().
+
+    A .csv's features are read by name (``feature_names``, in that order), its class column
+    ``target`` only if it has one; an .npz's X by position, its y if it holds one.
+    """
+    path = Path(path).absolute()
+    where = f"--data {str(path)!r}"
+    if path.suffix.lower() not in SUFFIXES:
+        raise ConfigError(f"{where}: must be a .npz (X, y) or .csv (header row, one column a feature) file")
+    if not path.is_file():
+        raise ConfigError(f"{where}: no such file")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{where}: the file is empty (0 bytes)")
     if path.suffix.lower() == ".csv":
-        features = tuple(next(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))[:-1])
-    classes = tuple(str(k) for k in range(int(y.max()) + 1))
-    return DataFile(path=path, X=X, y=y, sha256=sha256, feature_names=features, class_names=classes)
+        return path, *read_csv_by_name(path, where, feature_names, target)
+    X, y, classes, _ = _read_npz(path, where, need_y=False)
+    return path, X, y, classes
 
 
-def _read_npz(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    if not zipfile.is_zipfile(io.BytesIO(raw)):
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()  # in a stream: never the whole file
+
+
+def _read_npz(
+    path: Path, where: str, need_y: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], tuple[str, ...]]:
+    if not zipfile.is_zipfile(path):
         raise ConfigError(f"{where}: not a .npz archive (truncated, or another format)")
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-            missing = [k for k in ("X", "y") if k not in archive.files]
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("X", "y") if k not in archive.files and (k == "X" or need_y)]
             if missing:
                 raise ConfigError(
                     f"{where}: no array {' or '.join(missing)} (it holds {sorted(archive.files)})"
                 )
-            X, y = archive["X"], archive["y"]
+            X, has_y = archive["X"], "y" in archive.files
+            y = archive["y"] if has_y else np.zeros(len(X), np.int64)  # shapes checked below, then dropped
+            names = archive["feature_names"] if "feature_names" in archive.files else None
     except (ValueError, OSError, zipfile.BadZipFile) as err:  # object arrays need pickles: refused
         raise ConfigError(f"{where}: cannot read the arrays ({err})") from None
     if X.ndim != 2:
@@ -85,87 +138,31 @@ def _read_npz(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
         )
     if X.dtype.kind not in "iuf":
         raise ConfigError(f"{where}: X must hold real numbers, got dtype {X.dtype}")
-    if y.dtype.kind not in "iuf":
-        raise ConfigError(f"{where}: y must hold integer labels, got dtype {y.dtype}")
-    return X, y
-
-
-def _read_csv(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not a text file (not UTF-8)") from None
-    rows = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1) if row]
-    if not rows:
-        raise ConfigError(f"{where}: the file has no rows")
-    (_, header), data = rows[0], rows[1:]
-    if len(header) < 2:
-        raise ConfigError(
-            f"{where}: the header row has {len(header)} column(s); features then a label are needed"
-        )
-    if all(_is_number(cell) for cell in header):
-        raise ConfigError(f"{where}: row 1 holds numbers, not column names: a header row must come first")
-    if not data:
-        raise ConfigError(f"{where}: no data rows below the header")
-    values = np.empty((len(data), len(header)), dtype=np.float64)
-    for i, (line, row) in enumerate(data):
-        if len(row) != len(header):
-            raise ConfigError(f"{where}: row {line} has {len(row)} columns, the header has {len(header)}")
-        for j, cell in enumerate(row):
-            try:
-                values[i, j] = float(cell)
-            except ValueError:
-                raise ConfigError(
-                    f"{where}: row {line}, column {j + 1} ({header[j]!r}): {cell!r} is not a number"
-                ) from None
-    return values[:, :-1], values[:, -1]
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_points(X: np.ndarray, y: np.ndarray, where: str, csv_rows: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Finite features, labels 0..C-1 with every class present; names the first bad row and column."""
-
-    def row(i: int) -> str:  # a CSV's rows count from its header, line 1
-        return f"row {i + 2}" if csv_rows else f"row {i} (0-based)"
-
+    if y.dtype.kind not in "iufU":
+        raise ConfigError(f"{where}: y must hold integer labels or class names (text), got dtype {y.dtype}")
     if len(X) == 0:
         raise ConfigError(f"{where}: no points (0 rows)")
     if X.shape[1] == 0:
         raise ConfigError(f"{where}: no features (0 columns)")
-    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused below
+    if names is not None and (names.dtype.kind != "U" or names.shape != (X.shape[1],)):
+        raise ConfigError(
+            f"{where}: feature_names must be {X.shape[1]} texts, one per column of X, "
+            f"got dtype {names.dtype} shape {names.shape}"
+        )
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf: refused below
         X32 = X.astype(np.float32)
     bad = np.argwhere(~np.isfinite(X32))
     if len(bad):
         i, j = bad[0]
         raise ConfigError(
-            f"{where}: {row(i)}, column {j + 1}: feature {_show(X[i, j])} is not a finite float32 number"
+            f"{where}: row {i} (0-based), column {j + 1}: "
+            f"feature {_show(X[i, j])} is not a finite float32 number"
         )
-    fractional = np.flatnonzero((y != np.round(y)) | ~np.isfinite(y)) if y.dtype.kind == "f" else []
-    if len(fractional):
-        raise ConfigError(f"{where}: {row(fractional[0])}: label {_show(y[fractional[0]])} is not an integer")
-    negative = np.flatnonzero(y < 0)
-    if len(negative):
-        raise ConfigError(
-            f"{where}: {row(negative[0])}: label {_show(y[negative[0]])} is negative; labels are 0..C-1"
-        )
-    labels = y.astype(np.int64)
-    counts = np.bincount(labels)
-    if len(counts) < 2:
-        raise ConfigError(f"{where}: every point has label 0; at least 2 classes (labels 0 and 1) are needed")
-    empty = np.flatnonzero(counts == 0)
-    if len(empty):
-        raise ConfigError(
-            f"{where}: class {empty[0]} has no points; labels must be 0..C-1 with every class present "
-            f"(the largest label is {len(counts) - 1})"
-        )
-    return X32, labels
+    features = tuple(names.tolist()) if names is not None else tuple(f"x{j + 1}" for j in range(X.shape[1]))
+    if not need_y and not has_y:
+        return X32, None, (), features
+    y, classes = class_labels(y, f"{where}: y", lambda i: f"{where}: row {i} (0-based)")
+    return X32, y, classes, features
 
 
 def _show(value: np.generic) -> str:

@@ -60,10 +60,16 @@ def sets_own(name: str) -> str:
     return f"{own}, a --data file {SET_DEFAULTS[DATA_FILE][name]}"
 
 
-def _help(text: str, derived: bool = False, data: bool = False, generated: bool = False) -> dict:
+def _help(
+    text: str, derived: bool = False, data: bool = False, generated: bool = False, columns: bool = False
+) -> dict:
     # derived: filled in from --data, never given as a flag; data: decides the run's points and their
-    # split; generated: shapes a generated set only (a --data file brings its own points)
-    return {"help": text, "derived": derived, "data": data or generated, "generated": generated}
+    # split; generated: shapes a generated set only (a --data file brings its own points); columns:
+    # picks a --data .csv's columns, so it needs --data
+    return {
+        "help": text, "derived": derived, "data": data or generated or columns, "generated": generated,
+        "columns": columns,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,14 @@ class HParams:
     data: str = field(
         default="", metadata=_help("train on a .npz (X, y) or .csv (header, label last) file", data=True)
     )
+    target: str = field(
+        default="",
+        metadata=_help("the class column of a --data .csv, by name (default: the last)", columns=True),
+    )
+    drop: tuple[str, ...] = field(
+        default=(),
+        metadata=_help("columns of a --data .csv to leave out, such as an id: --drop id name", columns=True),
+    )
     standardize: Optional[bool] = field(  # noqa: UP045 (jsonargparse reads the annotation)
         default=None,
         metadata=_help(
@@ -122,8 +136,9 @@ class HParams:
                 if name == "max_epochs" and self.dataset == DATA_FILE:
                     value = file_max_epochs(self.n_train, self.batch_size)
                 object.__setattr__(self, name, value)
-        if isinstance(self.class_names, list):  # as YAML and JSON give it back
-            object.__setattr__(self, "class_names", tuple(self.class_names))
+        for name in ("class_names", "drop"):  # as the command line, YAML and JSON give them: lists
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def as_dict(self) -> dict[str, int | float | str | bool | list[str]]:
         """Plain values (a tuple as a list), as hparams.yaml, the checkpoints and TensorBoard record them.
@@ -181,6 +196,15 @@ def generated_set_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(HParams) if f.metadata["generated"])
 
 
+def column_names() -> tuple[str, ...]:
+    """The flags that pick a --data .csv's columns: they need --data."""
+    return tuple(f.name for f in dataclasses.fields(HParams) if f.metadata["columns"])
+
+
+_KINDS = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
+_KINDS[tuple] = "a list of names"
+
+
 def validate(hp: HParams) -> HParams:
     """Raise ConfigError naming the first flag whose value is not allowed."""
     defaults = HParams()
@@ -189,7 +213,7 @@ def validate(hp: HParams) -> HParams:
         plain = type(value) is kind or (kind is float and type(value) is int)
         plain = plain or (value is None and f.default is None)  # None: the set's own
         plain = plain and (kind is not tuple or all(type(v) is str for v in value))
-        _require(f.name, plain, _KIND_WORDS.get(kind, f"a {kind.__name__}"), value)
+        _require(f.name, plain, _KINDS[kind], value)
     # an unknown set resolved none of its defaults: name the sets before a None reaches a check
     _require("dataset", hp.dataset in SET_DEFAULTS, f"one of {', '.join(DATASETS)}", hp.dataset)
     for name in ("n_per_class", "dim", "batch_size", "hidden_dim", "max_epochs"):
@@ -215,10 +239,6 @@ def validate(hp: HParams) -> HParams:
     return hp
 
 
-_KIND_WORDS = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",
-               tuple: "a list of names"}  # fmt: skip
-
-
 def _validate_dataset(hp: HParams) -> None:
     names = hp.class_names  # none (the labels 0..C-1 are their own names), or one per class, unique
     _require(
@@ -229,6 +249,9 @@ def _validate_dataset(hp: HParams) -> None:
         _require("dataset", hp.dataset == DATA_FILE, f"{DATA_FILE!r} for a --data run", hp.dataset)
         _require("data_points", hp.data_points >= 1, "a positive integer", hp.data_points)
         return
+    for name in column_names():
+        if getattr(hp, name):
+            raise ConfigError(f"--{name} needs --data: it names columns of a .csv file")
     _require("dataset", hp.dataset in DATASETS, f"one of {', '.join(DATASETS)}", hp.dataset)
     _require("noise", math.isfinite(hp.noise) and hp.noise >= 0, "a finite number >= 0", hp.noise)
     classes, dim = DATASET_CLASSES[hp.dataset], DATASET_DIM[hp.dataset]

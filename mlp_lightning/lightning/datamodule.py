@@ -79,10 +79,12 @@ class BlobDataModule(L.LightningDataModule):
         dataset: str = HParams.dataset,
         noise: float | None = None,
         data: str = HParams.data,
+        target: str = HParams.target,
+        drop: Sequence[str] = HParams.drop,
         data_sha256: str = HParams.data_sha256,
         data_points: int = HParams.data_points,
         standardize: bool | None = None,
-        class_names: tuple[str, ...] = HParams.class_names,
+        class_names: Sequence[str] = HParams.class_names,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -90,7 +92,9 @@ class BlobDataModule(L.LightningDataModule):
     @classmethod
     def from_hparams(cls, hp: HParams) -> BlobDataModule:
         """The data module for the data part of the shared hyperparameters."""
-        return cls(**{name: getattr(hp, name) for name in DATA_HPARAMS})
+        # tuples (drop, class_names) as lists: hparams saved as YAML stay plain
+        plain = {name: getattr(hp, name) for name in DATA_HPARAMS}
+        return cls(**{name: list(v) if isinstance(v, tuple) else v for name, v in plain.items()})
 
     def setup(self, stage: str | None = None) -> None:
         hp = HParams(**{name: self.hparams[name] for name in DATA_HPARAMS})

@@ -107,7 +107,7 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
                 fail(PROG, str(err))
             if plan is None:
                 return 0
-            text = run_text(args.command, args.config_yaml, hp.classes)
+            text = run_text(args.command, args.config_yaml, plan.hp.classes)
             return train(plan, args.checkpoint_every_n_steps, stop, callbacks, text)
         except WriteFailed as err:
             return fail_write(PROG, err)

@@ -36,8 +36,10 @@ def _umask() -> int:
 NEW_FILE_MODE = 0o666 & ~_umask()
 
 # hyperparameters added after runs were first stored: a run stored without them read back with their
-# defaults (it trained on blobs, unstandardized, with classes 0..C-1)
-DATA_FLAGS_ADDED = ("dataset", "noise", "data", "data_sha256", "data_points", "standardize", "class_names")
+# defaults (it trained on blobs, unstandardized, with classes 0..C-1, its label in the last column)
+DATA_FLAGS_ADDED = (
+    "dataset", "noise", "data", "target", "drop", "data_sha256", "data_points", "standardize", "class_names",
+)  # fmt: skip
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:

@@ -85,7 +85,7 @@ def resumed_hparams(
     """
     if stored.data:
         try:
-            read_data_file(stored.data, expected_sha256=stored.data_sha256)
+            read_data_file(stored.data, stored.target, stored.drop, expected_sha256=stored.data_sha256)
         except ConfigError as err:
             raise ResumeError(f"--resume {str(run_dir)!r}: {err}") from None
     given = set(given)

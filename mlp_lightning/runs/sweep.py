@@ -132,7 +132,10 @@ class StoredRuns:
 
 
 def hparams_key(hparams: dict) -> tuple | None:
-    """``hparams`` as a dictionary key, lists as tuples (None for one holding a value that cannot be one)."""
+    """``hparams`` as a dictionary key (None for one holding a value that cannot be one).
+
+    A list (``drop``, as hparams.yaml holds it) counts as the tuple of its items.
+    """
     try:
         key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()))
         hash(key)

@@ -1,0 +1,237 @@
+"""A .csv file's features and class column, read by numpy's C reader; a bad file named row and column.
+
+The first non-blank row is the header; its columns are chosen by name: ``--target`` the class
+column (default: the last), ``--drop`` columns left out (an id). The separator is the first of
+``,`` ``;`` and tab that occurs in the header outside quotes (a comma where none does). The fast
+path reads the features as float32 with ``np.loadtxt`` and the class column as text; a byte scan
+checks that every non-blank line has the header's number of separators (a file with quotes is
+checked by the csv module instead: a quoted separator would miscount). Whatever the fast path
+does not take, the slow path (the csv module, row by row) reads again to name the first bad row
+and column. Rows count from the header's line, blank lines included; the file is never held whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+from mlp_lightning.core.class_labels import RowNeeded, class_labels
+from mlp_lightning.core.column_choice import choose_columns, listing
+from mlp_lightning.core.errors import ConfigError
+
+SEPARATORS = (",", ";", "\t")
+CHUNK = 1 << 22  # bytes per read of the shape scan
+
+
+def read_csv(
+    path: Path, where: str, target: str, drop: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...], str]:
+    """X (N, D) float32, y (N,) int64, the class names, the feature names and the class column's name."""
+    line, names, sep = _header(path, where)
+    features, label = choose_columns(names, target, drop, where)
+    X, y, classes = _read(path, where, line, names, sep, features, label)
+    return X, y, classes, tuple(names[j] for j in features), names[label]
+
+
+def class_column_name(path: Path, where: str) -> str:
+    """The name of the last column, the class column when no ``--target`` is given."""
+    return _header(path, where)[1][-1]
+
+
+def read_csv_by_name(
+    path: Path, where: str, feature_names: tuple[str, ...], target: str
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """A model's new rows: X (N, D) float32 of the columns ``feature_names``, in that order, wherever they
+    stand in the file; y (N,) and the file's class names if it has the column ``target``, else None, ().
+    Other columns are not read."""
+    line, names, sep = _header(path, where, need_class=False)
+    at = {name: j for j, name in enumerate(names)}
+    missing = [name for name in feature_names if name not in at]
+    if missing:
+        raise ConfigError(
+            f"{where}: no column {listing(missing)}; the model reads its {len(feature_names)} features by "
+            f"name: {listing(feature_names)}"
+        )
+    features, label = [at[name] for name in feature_names], at.get(target)
+    return _read(path, where, line, names, sep, features, label)
+
+
+def _read(
+    path: Path, where: str, line: int, names: list[str], sep: str, features: list[int], label: int | None
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """X, y and the class names, on the fast path where it can; the slow path names a bad row."""
+    column = f"column {label + 1} ({names[label]!r})" if label is not None else ""
+    try:
+        X, labels = _fast(path, sep, line, len(names), features, label)
+        if labels is None:
+            return X, None, ()
+        return X, *class_labels(labels, f"{where}: {column}")
+    except (ValueError, RowNeeded):  # UnicodeDecodeError is a ValueError too
+        X, labels, rows = _slow(path, where, sep, names, features, label)
+        if labels is None:
+            return X, None, ()
+        return X, *class_labels(labels, f"{where}: {column}", lambda i: f"{where}: row {rows[i]}")
+
+
+def _header(path: Path, where: str, need_class: bool = True) -> tuple[int, list[str], str]:
+    """The header's line number, its column names (stripped) and the separator."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            lines = enumerate(f, start=1)
+            number, text = next(((n, t) for n, t in lines if t.strip("\r\n")), (0, ""))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not a text file (not UTF-8)") from None
+    if not number:
+        raise ConfigError(f"{where}: the file has no rows")
+    unquoted = re.sub(r'"[^"]*"', "", text)
+    sep = next((s for s in SEPARATORS if s in unquoted), ",")
+    names = [name.strip() for name in next(csv.reader([text], delimiter=sep))]
+    if len(names) < (2 if need_class else 1):
+        raise ConfigError(
+            f"{where}: the header row has {len(names)} column(s); features and a class column are needed"
+        )
+    if all(_is_number(name) for name in names):
+        raise ConfigError(f"{where}: row 1 holds numbers, not column names: a header row must come first")
+    return number, names, sep
+
+
+def _fast(
+    path: Path, sep: str, line: int, width: int, features: list[int], label: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """numpy's C reader; a ValueError (or RowNeeded) wherever the slow path must look instead.
+
+    Numeric classes: one pass, each used column a field (features float32, the class float64);
+    without ``usecols`` (no column dropped) the reader itself refuses a ragged row. Text classes:
+    the features, then the class column as text, and the byte scan for ragged rows.
+    """
+    options = dict(delimiter=sep, skiprows=line, quotechar='"', comments=None, encoding="utf-8-sig")
+    used = sorted([*features, *([] if label is None else [label])])
+    usecols = None if len(used) == width else used
+    rows = None if usecols is None else _rows_if_regular(path, sep, width)
+    if usecols is not None and (rows is None or rows < 2):  # a ragged row, or none: the slow path names it
+        raise ValueError
+    fields = np.dtype([(f"c{j}", np.float64 if j == label else np.float32) for j in used])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "input contained no data" (checked below), blank lines
+        try:
+            table = np.loadtxt(path, dtype=fields, usecols=usecols, ndmin=1, **options)  # (N,)
+            labels = table[f"c{label}"] if label is not None else None
+        except ValueError:  # text classes, or a bad cell (then this fails too: the slow path names it)
+            if label is None:
+                raise
+            skip = {label: lambda _: 0}  # the class column is read apart, as text
+            table = np.loadtxt(path, dtype=fields, usecols=usecols, converters=skip, **options)
+            labels = np.loadtxt(path, dtype=str, usecols=(label,), ndmin=1, **options)  # (N,)
+    X = np.empty((len(table), len(features)), np.float32)  # (N, D)
+    for k, j in enumerate(features):
+        X[:, k] = table[f"c{j}"]
+    if len(X) == 0 or (rows is not None and len(X) != rows - 1) or not np.isfinite(X).all():
+        raise ValueError
+    if (
+        labels is not None
+        and labels.dtype.kind == "U"
+        and (np.char.str_len(np.char.strip(labels)) == 0).any()
+    ):  # an empty class cell
+        raise ValueError
+    return X, labels
+
+
+def _rows_if_regular(path: Path, sep: str, width: int) -> int | None:
+    """Non-blank lines, if each has ``width - 1`` separators; None if one has not."""
+    count, rest = 0, b""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(CHUNK)
+            block = rest + chunk
+            if chunk:  # whole lines only: the rest waits for the next chunk
+                end = block.rfind(b"\n") + 1
+                block, rest = block[:end], block[end:]
+            elif block:  # the last line, without its newline
+                block += b"\n"
+            if b'"' in block:  # a quoted separator would miscount
+                return _rows_by_csv(path, sep, width)
+            lines = _separators_per_line(np.frombuffer(block, np.uint8), ord(sep))
+            if (lines != width - 1).any():
+                return None
+            count += len(lines)
+            if not chunk:
+                return count
+
+
+def _separators_per_line(data: np.ndarray, code: int) -> np.ndarray:
+    """How many ``code`` bytes each non-blank line of ``data`` (whole lines, each ending in \\n) holds."""
+    ends = np.flatnonzero(data == 10)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts - (data[np.maximum(ends - 1, 0)] == 13)  # a '\\r\\n' line ending
+    seps = np.diff(np.searchsorted(np.flatnonzero(data == code), ends), prepend=0)
+    return seps[lengths > 0]
+
+
+def _rows_by_csv(path: Path, sep: str, width: int) -> int | None:
+    """As ``_rows_if_regular`` for a file with quotes: the csv module counts the fields."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        lengths = [len(row) for row in csv.reader(f, delimiter=sep) if row]
+    return len(lengths) if all(n == width for n in lengths) else None
+
+
+def _slow(
+    path: Path, where: str, sep: str, names: list[str], features: list[int], label: int | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """X, the class column's text and each row's number, read row by row; raises at the first bad cell."""
+    X, labels, rows = array("f"), [], []  # X row-major, as float32: a C cast, as numpy's astype
+    seen_header = False
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            for number, row in enumerate(csv.reader(f, delimiter=sep), start=1):
+                if not row:
+                    continue
+                if not seen_header:
+                    seen_header = True
+                    continue
+                if len(row) != len(names):
+                    raise ConfigError(
+                        f"{where}: row {number} has {len(row)} columns, the header has {len(names)}"
+                    )
+                X.extend(_feature(row[j], number, j, names, where, sep) for j in features)
+                rows.append(number)
+                if label is None:
+                    continue
+                if not row[label].strip():
+                    raise ConfigError(
+                        f"{where}: row {number}, column {label + 1} ({names[label]!r}): empty cell"
+                    )
+                labels.append(row[label])
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not a text file (not UTF-8)") from None
+    if not X:
+        raise ConfigError(f"{where}: no data rows below the header")
+    labels = np.array(labels) if label is not None else None
+    return np.frombuffer(X, np.float32).reshape(len(rows), len(features)), labels, np.array(rows)
+
+
+def _feature(cell: str, number: int, j: int, names: list[str], where: str, sep: str) -> float:
+    at = f"{where}: row {number}, column {j + 1} ({names[j]!r})"
+    if not cell.strip():
+        raise ConfigError(f"{at}: empty cell")
+    try:
+        value = float(cell)
+    except ValueError:
+        hint = f" (columns separated by {sep!r})" if sep != "," else ""
+        raise ConfigError(f"{at}: {cell!r} is not a number{hint}") from None
+    with np.errstate(over="ignore"):  # beyond float32's range is inf: refused
+        if not np.isfinite(np.float32(value)):
+            raise ConfigError(f"{at}: feature {cell.strip()} is not a finite float32 number")
+    return value
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
