@@ -176,4 +176,9 @@ def run_weights_file(run_dir: str | Path) -> Path | None:
 
 def load_weights_file(path: str | Path) -> dict[str, np.ndarray]:
     """W1, b1, W2, b2 from a ``.npz`` or a Lightning checkpoint, by its suffix."""
-    return load_npz(path) if Path(path).suffix == ".npz" else checkpoint_weights(path)
+    return load_model_file(path)[0]
+
+
+def load_model_file(path: str | Path) -> tuple[dict[str, np.ndarray], Columns]:
+    """W1, b1, W2, b2 and the ``Columns`` of a ``.npz`` or a Lightning checkpoint, by its suffix."""
+    return load_model_npz(path) if Path(path).suffix == ".npz" else checkpoint_model(path)

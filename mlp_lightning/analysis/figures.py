@@ -15,6 +15,7 @@ import numpy as np
 
 from mlp_lightning.analysis.logged_run import Run, max_differences
 from mlp_lightning.core.boundary_image import GRID_MARGIN, grid_axes
+from mlp_lightning.core.columns import Columns, plain_columns, shown_name
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.runs.files import atomic_write_bytes
 
@@ -26,6 +27,7 @@ _RUN_COLORS = ("tab:blue", "tab:orange")
 _RUN_LINEWIDTHS = (5.0, 1.5)
 _RUN_ALPHAS = (0.4, 1.0)
 GRID_POINTS = 200  # per axis of the decision-boundary grid
+MAX_LEGEND_CLASSES = 10  # classes named in a boundary panel's legend
 
 
 def decision_grid(
@@ -43,8 +45,10 @@ def comparison_figure(
     weights: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
     val_data: tuple[np.ndarray, np.ndarray] | None = None,
     forward: Forward | None = None,
+    columns: Columns | None = None,
 ) -> Path:
-    """Write the PNG: loss and accuracy curves; with 2-D ``val_data`` and ``weights``, the boundaries."""
+    """Write the PNG: loss and accuracy curves; with 2-D ``val_data`` and ``weights``, the boundaries
+    (``columns`` names their axes and classes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,8 +71,9 @@ def comparison_figure(
     axes[0][0].set_yscale("log")
     if boundaries:
         X, y = val_data
+        columns = columns or plain_columns(X.shape[1], weights[0]["b2"].shape[0])
         for run, w, ax in zip(runs, weights, axes[1], strict=True):
-            _boundary_panel(ax, run, w, forward, X, y)
+            _boundary_panel(ax, run, w, forward, X, y, columns)
     worst = max_differences(*runs)
     fig.suptitle(
         f"{runs[0].name} vs {runs[1].name}: largest per-epoch |difference| "
@@ -85,7 +90,7 @@ def comparison_figure(
 
 def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:
     """The curves, and both decision boundaries where the data is 2-D and both runs left weights."""
-    from mlp_lightning.analysis.export import load_weights_file, run_weights_file
+    from mlp_lightning.analysis.export import load_model_file, run_weights_file
     from mlp_lightning.core.data import load_splits
     from mlp_lightning.core.errors import WeightsError
     from mlp_lightning.numpy_twin.model import forward
@@ -102,29 +107,52 @@ def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:
         print(f"note: no decision boundaries: {reason}")
         return comparison_figure((a, b), path)
     try:
-        weights = tuple(load_weights_file(f) for f in files)
+        (weights_a, columns), (weights_b, _) = (load_model_file(f) for f in files)
     except WeightsError as err:
         print(f"note: no decision boundaries: {err}")
         return comparison_figure((a, b), path)
-    _, _, Xva, yva = load_splits(hp)
+    _, _, Xva, yva = load_splits(hp)  # as the models take them: standardized where the run was
     return comparison_figure(
-        (a, b), path, weights=weights, val_data=(Xva, yva), forward=lambda w, X: forward(X, w)[0]
-    )
+        (a, b), path, weights=(weights_a, weights_b), val_data=(Xva, yva),
+        forward=lambda w, X: forward(X, w)[0], columns=columns,
+    )  # fmt: skip
 
 
-def _boundary_panel(ax, run: Run, weights: dict, forward: Forward, X: np.ndarray, y: np.ndarray) -> None:
+def _boundary_panel(
+    ax, run: Run, weights: dict, forward: Forward, X: np.ndarray, y: np.ndarray, columns: Columns
+) -> None:
     xx, yy, grid_pred = decision_grid(weights, forward, X)
+    import matplotlib
     from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
 
     n_classes = weights["b2"].shape[0]
     # two classes: blue and red as in the notebook; more: one distinct colour each (tab10, then repeats)
-    cmap = "coolwarm" if n_classes == 2 else ListedColormap([f"C{k % 10}" for k in range(n_classes)])
+    colours = (
+        matplotlib.colormaps["coolwarm"]([0.0, 1.0])
+        if n_classes == 2
+        else [f"C{k % 10}" for k in range(n_classes)]
+    )
+    cmap = ListedColormap(colours)
     levels = np.arange(n_classes + 1) - 0.5
     ax.contourf(xx, yy, grid_pred, levels=levels, cmap=cmap, alpha=0.3)
     pred = forward(weights, X.astype(weights["W1"].dtype)).argmax(axis=1)
     wrong = pred != y
-    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=0, vmax=n_classes - 1, s=12, edgecolors="none")
-    ax.scatter(X[wrong, 0], X[wrong, 1], facecolors="none", edgecolors="black", s=40, label="misclassified")
-    ax.set(xlabel="x1", ylabel="x2", title=f"{run.name}: val acc {np.mean(~wrong):.3f} ({wrong.sum()} wrong)")
-    if wrong.any():
-        ax.legend(fontsize=8, loc="upper left")
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=12, edgecolors="none")
+    ring = ax.scatter(
+        X[wrong, 0], X[wrong, 1], facecolors="none", edgecolors="black", s=40, label="misclassified"
+    )
+    scaled = " (standardized)" if columns.standardized else ""
+    xlabel, ylabel = (f"{_plain(name)}{scaled}" for name in columns.feature_names)
+    title = f"{run.name}: val acc {np.mean(~wrong):.3f} ({wrong.sum()} wrong)"
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    handles = [  # each class by name, in its colour (the first ten); then the ring, if any point is wrong
+        Line2D([], [], marker="o", linestyle="", markersize=5, color=colours[k], label=_plain(name))
+        for k, name in enumerate(columns.class_names[:MAX_LEGEND_CLASSES])
+    ]
+    ax.legend(handles=handles + ([ring] if wrong.any() else []), fontsize=8, loc="upper left")
+
+
+def _plain(name: str) -> str:
+    """A column or class name for a figure: escaped and cut as messages show it, without the quotes."""
+    return shown_name(name)[1:-1]

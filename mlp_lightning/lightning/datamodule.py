@@ -9,7 +9,7 @@ import torch
 
 from mlp_lightning.core.data import BatchOrder, eval_chunks, load_run_data, shard
 from mlp_lightning.core.errors import ConfigError
-from mlp_lightning.core.hparams import HParams, data_names
+from mlp_lightning.core.hparams import HParams, data_names, generated_set_names
 
 # the hyperparameters that decide the points and their split, and the batches
 DATA_HPARAMS = (*data_names(), "batch_size")
@@ -87,7 +87,9 @@ class BlobDataModule(L.LightningDataModule):
         class_names: Sequence[str] = HParams.class_names,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # a --data run records no flag that only shapes a generated set (HParams.as_dict): it did not apply
+        unused = [name for name in generated_set_names() if name != "dataset"] if data else None
+        self.save_hyperparameters(ignore=unused)
 
     @classmethod
     def from_hparams(cls, hp: HParams) -> BlobDataModule:
@@ -97,7 +99,7 @@ class BlobDataModule(L.LightningDataModule):
         return cls(**{name: list(v) if isinstance(v, tuple) else v for name, v in plain.items()})
 
     def setup(self, stage: str | None = None) -> None:
-        hp = HParams(**{name: self.hparams[name] for name in DATA_HPARAMS})
+        hp = HParams(**{name: self.hparams[name] for name in DATA_HPARAMS if name in self.hparams})
         Xtr, ytr, Xva, yva, self.columns = load_run_data(hp)  # columns: names and scaling, for the checkpoint
         self.x_train, self.y_train = torch.from_numpy(Xtr), torch.from_numpy(ytr)
         self.x_val, self.y_val = torch.from_numpy(Xva), torch.from_numpy(yva)
