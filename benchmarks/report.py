@@ -209,7 +209,43 @@ def cpu_sections(r: dict) -> str:
             ],
         ),
     ]
+    out += data_file_section(r["data_files"])
     return "\n\n".join(out)
+
+
+# issue 22's targets for reading a table: a .csv trains within this many seconds of the same points
+# as an .npz, with at most this many times the float32 data in peak memory above the .npz run's
+CSV_EXTRA_S, CSV_EXTRA_MEMORY = 3.0, 3.0
+
+
+def data_file_section(d: dict) -> list[str]:
+    """Section 6: the same table read as .csv and as .npz, and the two targets for it."""
+    extra_s = d["csv"]["wall_s"] - d["npz"]["wall_s"]
+    extra_mb = d["csv"]["peak_mb"] - d["npz"]["peak_mb"]
+    budget_mb = CSV_EXTRA_MEMORY * d["data_mb"]
+    rows = [[f"`{kind}`", _num(d[kind]["wall_s"]), _num(d[kind]["peak_mb"])] for kind in ("npz", "csv")]
+    return [
+        "## 6. A table as a file: .csv against .npz",
+        f"`python scripts/baseline_numpy.py --data FILE --max_epochs 1 --batch_size 4096` on {d['rows']:,} "
+        f"rows × {d['dim']} float32 features ({_num(d['data_mb'])} MiB as float32; the .csv is "
+        f"{_num(d['csv_mb'])} MiB), whole process, alternated, median of {len(d['runs']['csv']['wall_s'])}.",
+        _table(["file", "wall (s)", "peak RSS (MiB)"], rows),
+        _table(
+            ["target", "measured", ""],
+            [
+                [
+                    f".csv within {CSV_EXTRA_S:g} s of .npz",
+                    f"+{extra_s:.2f} s",
+                    _check(extra_s <= CSV_EXTRA_S),
+                ],
+                [
+                    f".csv peak within {CSV_EXTRA_MEMORY:g}x the data ({_num(budget_mb)} MiB) of .npz's",
+                    f"{extra_mb:+.0f} MiB",
+                    _check(extra_mb <= budget_mb),
+                ],
+            ],
+        ),
+    ]
 
 
 def gpu_section(g: dict, host: str) -> str:

@@ -69,18 +69,20 @@ def measure_cpu(sizes: Sizes) -> dict:
     results["machine"]["OpenBLAS env"] = (
         f"unset for the benchmark ({', '.join(dropped)})" if dropped else "not set"
     )
-    log("1/5 whole process, seed config")
+    log("1/6 whole process, seed config")
     results["whole"] = sections.whole_process(sizes)
-    log("2/5 Lightning's overhead, seed config")
+    log("2/6 Lightning's overhead, seed config")
     results["overhead"] = _with_medians(sections.overhead_seed(sizes))
-    log("2/5 Lightning's overhead, large config")
+    log("2/6 Lightning's overhead, large config")
     results["overhead_large"] = _with_medians(sections.overhead_large(sizes))
-    log("3/5 large config")
+    log("3/6 large config")
     results["large"] = sections.large(sizes, IMPLS)
-    log("4/5 memory")
+    log("4/6 memory")
     results["memory"] = sections.memory(sizes)
-    log("5/5 scaling")
+    log("5/6 scaling")
     results["scaling"] = sections.scaling(sizes)
+    log("6/6 a table as .csv and as .npz")
+    results["data_files"] = sections.data_files(sizes)
     return results
 
 

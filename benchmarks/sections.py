@@ -1,4 +1,4 @@
-"""The five measurements of BENCHMARKS.md, each returning plain rows for ``report``.
+"""The six measurements of BENCHMARKS.md, each returning plain rows for ``report``.
 
 Everything that trains runs in a fresh subprocess (``benchmarks.worker``) with the
 same environment, less ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``: those pin
@@ -18,6 +18,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.machine import useful_flops_per_sample
 from benchmarks.worker import PROGRESS, RESULT
@@ -40,6 +42,7 @@ class Sizes:
     hidden_n_per_class: int
     in_process: bool = False  # the smoke version runs the measurements in this process: no start-up cost
     whole_warmup: int = 1  # whole-process runs dropped before the timed ones
+    table_rows: int = 1_000_000  # section 6: the rows of the table read as .csv and as .npz
 
     @classmethod
     def full(cls, repeats: int) -> Sizes:
@@ -48,7 +51,10 @@ class Sizes:
     @classmethod
     def quick(cls) -> Sizes:
         tiny = dict(n_per_class=64, dim=8, hidden_dim=16, batch_size=32, offset=0.3)
-        return cls(1, dict(max_epochs=2), tiny, (16, 160), (8, 32), 64, in_process=True, whole_warmup=0)
+        return cls(
+            1, dict(max_epochs=2), tiny, (16, 160), (8, 32), 64, in_process=True, whole_warmup=0,
+            table_rows=20_000,
+        )  # fmt: skip
 
     def task(self, task: dict) -> dict:
         """Run one ``benchmarks.worker`` task, in a fresh process unless this is the smoke version."""
@@ -187,3 +193,43 @@ def scaling(sizes: Sizes) -> list[dict]:
             rows.append({"axis": axis, "value": getattr(hp, axis), "impl": impl, "n_train": hp.n_train,
                          "epoch_s": median, "us_per_sample": median / hp.n_train * 1e6})  # fmt: skip
     return rows
+
+
+def data_files(sizes: Sizes) -> dict:
+    """Section 6: one epoch of the twin on a table as a .csv against the same points as an .npz.
+
+    Whole processes (reading the file is part of the run), alternated .npz, .csv, .npz, .csv so
+    that load drifts hit both alike; wall time and peak RSS, medians of the repeats after a warm-up
+    round. The points are float32 normals, 20 features and 2 classes, the CSV written as
+    ``np.savetxt`` writes float32 values (``%.8g``).
+    """
+    n, dim = sizes.table_rows, 20
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, dim), dtype=np.float32)  # (n, 20)
+    y = (X[:, 0] > 0).astype(np.int64)
+    rows: dict[str, dict[str, list[float]]] = {
+        "npz": {"wall_s": [], "peak_mb": []},
+        "csv": {"wall_s": [], "peak_mb": []},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"npz": Path(tmp) / "table.npz", "csv": Path(tmp) / "table.csv"}
+        np.savez(files["npz"], X=X, y=y)
+        header = ",".join([*(f"x{j + 1}" for j in range(dim)), "label"])
+        np.savetxt(files["csv"], np.column_stack([X, y]), fmt=["%.8g"] * dim + ["%d"], delimiter=",",
+                   header=header, comments="")  # fmt: skip
+        for i in range(1 + sizes.repeats):  # the first round warms the page cache: dropped
+            for kind, path in files.items():
+                argv = [sys.executable, "-m", "benchmarks.peak_rss", "scripts/baseline_numpy.py",
+                        "--data", str(path), "--max_epochs", "1", "--batch_size", "4096",
+                        "--logdir", str(Path(tmp) / "logs")]  # fmt: skip
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    argv, cwd=REPO, env=bench_env(), capture_output=True, text=True, check=True
+                )
+                wall = time.perf_counter() - start
+                if i:
+                    rows[kind]["wall_s"].append(wall)
+                    rows[kind]["peak_mb"].append(int(proc.stdout.strip().splitlines()[-1].split()[1]) / 1024)
+        csv_mb = files["csv"].stat().st_size / 2**20
+    medians = {kind: {k: statistics.median(v) for k, v in r.items()} for kind, r in rows.items()}
+    return {"rows": n, "dim": dim, "csv_mb": csv_mb, "data_mb": X.nbytes / 2**20, "runs": rows, **medians}
