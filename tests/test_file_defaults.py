@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import warnings
-
 import numpy as np
 import pytest
 import yaml
 
+from benchmarks import public_tables
 from mlp_lightning.analysis.logged_run import load_run
 from mlp_lightning.cli import parse_numpy_args
-from mlp_lightning.core.data import load_splits
 from mlp_lightning.core.hparams import FILE_MIN_STEPS, SET_DEFAULTS, file_max_epochs
 from mlp_lightning.core.tensorboard_schema import VAL_ACC
 from mlp_lightning.numpy_twin.train import train
@@ -45,42 +42,14 @@ def test_a_data_runs_plain_command_takes_the_files_defaults_and_print_config_sho
 
 
 def public_table(tmp_path, name: str) -> tuple[str, list[str]]:
-    """scikit-learn's copy of a classic public table, written as its usual CSV layout, and the flags
-    that layout needs: iris with its class names last; wine with its class (1, 2, 3) first;
-    breast cancer as the common download has it, an id first and the diagnosis (B/M) second."""
-    datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn (the dev extra) is missing")
-    table = getattr(datasets, f"load_{name}")()
-    X, y, features = table.data, table.target, [str(f).replace(" ", "_") for f in table.feature_names]
-    path = tmp_path / f"{name}.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        if name == "iris":
-            writer.writerow([*features, "species"])
-            writer.writerows(
-                [*map(repr, map(float, x)), table.target_names[c]] for x, c in zip(X, y, strict=True)
-            )
-            return str(path), []
-        if name == "wine":
-            writer.writerow(["class", *features])
-            writer.writerows([c + 1, *map(repr, map(float, x))] for x, c in zip(X, y, strict=True))
-            return str(path), ["--target", "class"]
-        writer.writerow(["id", "diagnosis", *features])  # scikit-learn's 0 is malignant
-        rows = enumerate(zip(X, y, strict=True))
-        writer.writerows([842302 + i, "MB"[c], *map(repr, map(float, x))] for i, (x, c) in rows)
-        return str(path), ["--target", "diagnosis", "--drop", "id"]
+    """scikit-learn's copy of a classic table as the CSV a user brings (``benchmarks/public_tables.py``)."""
+    pytest.importorskip("sklearn", reason="scikit-learn (the dev extra) is missing")
+    path, flags = public_tables.public_table(tmp_path, name)
+    return str(path), flags
 
 
 def scikit_learn_accuracy(hp, momentum: float) -> float:
-    """scikit-learn's same-size SGD MLP on the run's own split, scaled as the run scales it."""
-    neural_network = pytest.importorskip("sklearn.neural_network", reason="scikit-learn is missing")
-    Xtr, ytr, Xva, yva = load_splits(hp)  # standardized by the training split, as a StandardScaler would
-    reference = neural_network.MLPClassifier(
-        hidden_layer_sizes=(32,), solver="sgd", learning_rate_init=0.1, max_iter=30, batch_size=64,
-        momentum=momentum, alpha=1e-4, random_state=hp.seed,
-    )  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # 30 iterations: its ConvergenceWarning is expected
-        return reference.fit(Xtr, ytr).score(Xva, yva)
+    return public_tables.scikit_learn_accuracy(hp, momentum)
 
 
 @pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer"])
