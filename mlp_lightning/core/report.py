@@ -51,12 +51,14 @@ def scores_line(loss: float, acc: float) -> str:
 
 
 def epoch_line(epoch: int, metrics: dict[str, float]) -> str:
-    """``epoch 05 | train loss 0.0813 acc 0.994 | val loss 0.0681 acc 1.000`` (1-based epoch)."""
-    return (
-        f"epoch {epoch:02d} | "
-        f"train loss {metrics[TRAIN_LOSS]:.4f} acc {metrics[TRAIN_ACC]:.3f} | "
-        f"{val_line(metrics[VAL_LOSS], metrics[VAL_ACC])}"
-    )
+    """``epoch 05 | train loss 0.0813 acc 0.994 | val loss 0.0681 acc 1.000`` (1-based epoch).
+
+    The val part only where the epoch was validated (a user's Trainer may skip validation).
+    """
+    line = f"epoch {epoch:02d} | train loss {metrics[TRAIN_LOSS]:.4f} acc {metrics[TRAIN_ACC]:.3f}"
+    if VAL_LOSS in metrics:
+        line += f" | {val_line(metrics[VAL_LOSS], metrics[VAL_ACC])}"
+    return line
 
 
 def final_report(metrics: dict[str, float], run_dir: Path, logdir: Path, wall_s: float) -> str:

@@ -24,7 +24,9 @@ from mlp_lightning.runs.files import event_file_errors
 
 
 def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
-    return {tag: float(trainer.callback_metrics[tag]) for tag in METRIC_TAGS}
+    """The metric tags logged so far, as their last values (val/* only once validation has run)."""
+    logged = trainer.callback_metrics
+    return {tag: float(logged[tag]) for tag in METRIC_TAGS if tag in logged}
 
 
 class EpochSummary(L.Callback):

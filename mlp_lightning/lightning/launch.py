@@ -1,13 +1,15 @@
 """What the processes of one launch agree on: who claims the run directory, how many they are.
 
-Also the start-up chatter of Lightning a user cannot act on, silenced once per process.
+Also the start-up chatter of Lightning a user cannot act on, silenced while a run trains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 
 from mlp_lightning.runs.args import RunArgs
 from mlp_lightning.runs.layout import LIGHTNING_TRAINER, RUN_VERSION_ENV, claim_run_dir
@@ -15,18 +17,36 @@ from mlp_lightning.runs.layout import LIGHTNING_TRAINER, RUN_VERSION_ENV, claim_
 PROG = "fit.py"
 
 
-def quiet_lightning() -> None:
-    """Silence the start-up chatter a user cannot act on (device tables, tips, summaries)."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed", "lightning.fabric.utilities.distributed"):  # fmt: skip
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # our loaders are in-memory iterables: worker processes would only add overhead
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
-    # the epoch metrics are torchmetrics objects, already summed over the ranks at compute()
-    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
-    # raised inside Lightning 2.6 by newer torch; nothing a user can change
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+QUIET_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+    "lightning.fabric.utilities.seed", "lightning.fabric.utilities.distributed",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence the start-up chatter a user cannot act on (device tables, tips, summaries) inside the block.
+
+    The process's warning filters and those loggers' levels are what they were again after it,
+    so a notebook that calls ``fit()`` keeps its own warnings.
+    """
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        # our loaders are in-memory iterables: worker processes would only add overhead
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
+        # the epoch metrics are torchmetrics objects, already summed over the ranks at compute()
+        warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
+        # raised inside Lightning 2.6 by newer torch; nothing a user can change
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def launched_as_nonzero_rank() -> bool:
@@ -74,6 +94,24 @@ def processes_line(trainer) -> str | None:
     nodes = f", {trainer.num_nodes} nodes" if trainer.num_nodes > 1 else ""
     how = f"strategy {strategy}, accelerator {accelerator}{nodes}"
     return f"{PROG}: training on {trainer.world_size} processes ({how})"
+
+
+def visible_gpus() -> int:
+    """CUDA devices this process sees (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def unused_devices_line(trainer, visible: int) -> str | None:
+    """A note when a GPU run uses fewer of the ``visible`` GPUs than there are; None otherwise."""
+    used = trainer.num_devices
+    if trainer.strategy.root_device.type != "cuda" or visible <= used:
+        return None
+    return (
+        f"{PROG}: note: training on {used} of the {visible} visible GPUs; --devices {visible} (or -1) "
+        "trains on all, one DDP process each, with a global batch that many times --batch_size"
+    )
 
 
 def _strategy_name(strategy) -> str:
