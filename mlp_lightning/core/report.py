@@ -95,6 +95,19 @@ def stopped_lines(
     )
 
 
+def rank_died_lines(
+    prog: str, script: str, what: str, saved_at: tuple[int, int] | None, checkpoint, run_dir
+) -> str:
+    """A multi-process run one of whose processes died: what happened, the checkpoint kept, the resume."""
+    if saved_at is None:
+        return f"{prog}: {what}; the run stopped before its first checkpoint: start it again"
+    epoch, step = saved_at
+    return (
+        f"{prog}: {what}; the run stopped\nits checkpoint (epoch {epoch + 1}, step {step}) is kept: "
+        f"{checkpoint}\n{resume_hint(script, run_dir)}"
+    )
+
+
 def diverged_lines(prog: str, error: Exception, saved_at: tuple[int, int] | None, checkpoint) -> str:
     """A diverged run: what went wrong, and its last good checkpoint (a resume would diverge again)."""
     if saved_at is None:

@@ -41,9 +41,10 @@ class TensorBatches:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None, batch_sampler: Sequence | BatchOrder) -> None:
         self.x, self.y, self.batch_sampler = x, y, batch_sampler
-        # The one reach into Lightning's internals: Lightning sets each epoch on a loader through its
-        # ``sampler`` attribute (``lightning.fabric.utilities.data._set_sampler_epoch``, checked
-        # against Lightning 2.6); tests/test_lightning_contract.py fails loudly if that stops.
+        # A reach into Lightning's internals (the others: lightning/internals.py): Lightning sets each
+        # epoch on a loader through its ``sampler`` attribute (``lightning.fabric.utilities.data.
+        # _set_sampler_epoch``, checked against Lightning 2.6); tests/test_lightning_contract.py
+        # fails loudly if that stops.
         self.sampler = batch_sampler
 
     def __len__(self) -> int:

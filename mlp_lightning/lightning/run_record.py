@@ -95,12 +95,13 @@ class RunRecord(L.Callback):
             experiment.file_writer.add_summary(text_summary(self.text), trainer.global_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # validation has run: the epoch's four metrics are in callback_metrics
+        # validation has run: the epoch's four metrics are in callback_metrics. Read on every rank:
+        # the first read computes the train metrics, which sums them over the ranks (a collective)
+        metrics = epoch_metrics(trainer)
         if not trainer.is_global_zero:
             return
         epoch = trainer.current_epoch
         step = epoch_end_step(epoch, trainer.num_training_batches)
-        metrics = epoch_metrics(trainer)
         if trainer.logger is not None:
             # Lightning logs the epoch's train metrics after this hook, and so after the epoch's
             # checkpoint: written now, a kill between the two cannot lose them (RunLogger keeps one)

@@ -37,6 +37,7 @@ from mlp_lightning.core.report import (
     diverged_lines,
     final_report,
     progress_bar_wanted,
+    rank_died_lines,
     resuming_line,
     stopped_lines,
 )
@@ -55,6 +56,7 @@ from mlp_lightning.lightning.datamodule import BlobDataModule, check_world_size
 from mlp_lightning.lightning.flags import resumed_trainer_flags
 from mlp_lightning.lightning.launch import (
     PROG,
+    RankWatch,
     holds_the_run,
     processes_line,
     quiet_lightning,
@@ -212,6 +214,11 @@ def train(
             message = stopped_lines(PROG, PROG_PATH, stop.name, checkpoint.saved_at, checkpoint.path, run_dir)
             print(message, file=sys.stderr)
         return stop.exit_code
+    except RuntimeError:  # gloo's "Connection closed by peer" when another process died
+        watch = next((c for c in trainer.callbacks if isinstance(c, RankWatch)), None)
+        if watch is None or (what := watch.died()) is None:
+            raise
+        return watch.end(what)
     except WriteFailed as err:  # the last checkpoint written stays whole, for --resume once there is room
         if not trainer.is_global_zero:
             return WRITE_FAILED_EXIT
@@ -243,6 +250,10 @@ def project_callbacks(
         EpochSummary(),
         HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, plan.version)),
         *([TorchThreads(threads)] if threads else []),
+        # a process of a multi-process run that dies ends the others at once, in a few lines
+        RankWatch(
+            lambda what: rank_died_lines(PROG, PROG_PATH, what, checkpoint.saved_at, checkpoint.path, run_dir)
+        ),
     ]
 
 
