@@ -58,8 +58,7 @@ class _EpochClock(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.timing.train_epoch_s.append(self.last - self.start)
-        # without validation the module logs nothing (its metrics are logged at validation's end)
-        self.timing.train_loss.append(float(trainer.callback_metrics.get(TRAIN_LOSS, float("nan"))))
+        self.timing.train_loss.append(float(trainer.callback_metrics[TRAIN_LOSS]))
 
 
 def epoch_clock(timing: FitTiming, sync) -> L.Callback:
@@ -73,7 +72,6 @@ def sync_for(device: str):
 
 def trainer_fit(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTiming:
     """``Trainer.fit`` with the parity test's settings: no logger, checkpoint or progress bar."""
-    quiet_lightning()
     module, dm = build(hp, device)
     timing = FitTiming(wall_s=0.0)
     trainer = L.Trainer(
@@ -90,7 +88,8 @@ def trainer_fit(hp: HParams, device: str = "cpu", validate: bool = True) -> FitT
     )
     gc.collect()
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    with quiet_lightning():
+        trainer.fit(module, datamodule=dm)
     sync_for(device)()
     timing.wall_s = time.perf_counter() - start
     return timing
@@ -130,8 +129,11 @@ def hand_loop(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTim
             with torch.no_grad():
                 for i, batch in enumerate(val_batches):
                     module.validation_step(batch, i)
-            module._compute("val")
-        timing.train_loss.append(float(module._compute("train")[TRAIN_LOSS]))
+            module.val_loss.reset()
+            module.val_acc.reset()
+        timing.train_loss.append(float(module.train_loss.compute()))
+        module.train_loss.reset()
+        module.train_acc.reset()
     sync()
     timing.wall_s = time.perf_counter() - start
     return timing

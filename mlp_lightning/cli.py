@@ -34,14 +34,14 @@ from mlp_lightning.core.hparams import (
     validate,
 )
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
-from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
+from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, LOG_EVERY_N_STEPS, RunArgs, TrainerFlags
 from mlp_lightning.runs.layout import check_logdir
 from mlp_lightning.runs.resume import RESUME_NEWEST
 from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs, hparams_key
 
 _TRAINER_HELP = {
     "accelerator": f"one of {', '.join(ACCELERATORS)}",
-    "devices": "'auto', a device count >= 1, or -1 for all",
+    "devices": "processes (one per device) to train on: a count >= 1, -1 for all, or 'auto'",
     "strategy": f"one of {', '.join(STRATEGIES)}",
     "precision": f"one of {', '.join(PRECISIONS)}",
     "num_nodes": "machines taking part (multi-node runs)",
@@ -85,6 +85,11 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
         "--checkpoint_every_n_steps", type=int, default=CHECKPOINT_EVERY_N_STEPS,
         help="also save the run's checkpoint every this many optimizer steps (0: only at the end "
         "and when interrupted); bounds what a hard kill can lose",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log_every_n_steps", type=int, default=LOG_EVERY_N_STEPS,
+        help="also write the training batch's loss (train/loss_step) every this many optimizer steps "
+        "(0: per-epoch scalars only)",
     )  # fmt: skip
     group = parser.add_argument_group("Lightning (fit.py only)")
     trainer_types = get_type_hints(TrainerFlags)
@@ -130,10 +135,9 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         # a resumed run writes into its own run directory, wherever that is: only a new run's logdir
         # must be creatable here
         check_logdir(logdir, create=ns.resume is None)
-        if ns.checkpoint_every_n_steps < 0:
-            raise ConfigError(
-                f"--checkpoint_every_n_steps must be an integer >= 0, got {ns.checkpoint_every_n_steps!r}"
-            )
+        for name in ("checkpoint_every_n_steps", "log_every_n_steps"):
+            if ns[name] < 0:
+                raise ConfigError(f"--{name} must be an integer >= 0, got {ns[name]!r}")
         ns = with_resolved_defaults(ns, hp)
         if print_config is not None:
             sys.stdout.write(printed_config(parser, ns, print_config))
@@ -144,7 +148,8 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         fail(prog, one_line(str(err)))
     return RunArgs(
         hp=hp, trainer=trainer, logdir=logdir, resume=ns.resume,
-        checkpoint_every_n_steps=ns.checkpoint_every_n_steps, given=given,
+        checkpoint_every_n_steps=ns.checkpoint_every_n_steps, log_every_n_steps=ns.log_every_n_steps,
+        given=given,
         command=shlex.join(["python", script, *argv]), config_yaml=printed_config(parser, ns),
     )  # fmt: skip
 

@@ -57,6 +57,7 @@ COMMON = [
     (["--weight_decay", "nan"], "--weight_decay"),
     (["--checkpoint_every_n_steps", "-1"], "--checkpoint_every_n_steps"),
     (["--checkpoint_every_n_steps", "often"], "--checkpoint_every_n_steps"),
+    (["--log_every_n_steps", "-1"], "--log_every_n_steps"),
     (["--learning_rate", "0.1"], "--learning_rate"),
     (["--resume", "--lr", "nan"], "--lr"),
     (["--resume", "--config", "{cfg}/out_of_range.yaml"], "--dropout"),

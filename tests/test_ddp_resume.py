@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import torch
 
 from mlp_lightning.core.errors import ResumeError
 from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY
+from mlp_lightning.lightning.launch import RANK_DIED_EXIT
 from mlp_lightning.lightning.rank_state import own_rank_state
 from tests.ddp_launch import FIT, REPO, fit_cmd, launch
 from tests.helpers import read_scalars
@@ -69,4 +71,33 @@ def test_interrupted_ddp_run_resumes_to_the_uninterrupted_result(tmp_path):
     for rank_a, rank_b in zip(a[PROJECT_KEY]["ranks"], b[PROJECT_KEY]["ranks"], strict=True):
         assert torch.equal(rank_a["torch_rng"], rank_b["torch_rng"])
     # every logged value, the interrupted epoch's training metrics included
+    assert read_scalars(whole / "lightning" / "version_0") == read_scalars(run_dir)
+
+
+@pytest.mark.slow  # three 2-process launches: ~15 s each on 2 cores
+def test_a_killed_rank_ends_the_run_in_a_few_lines_and_its_resume_is_exact(tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    checked_launch(fit_cmd(*DDP[1:], *HP, f"--logdir={whole}"), 0)
+    driver = [sys.executable, str(REPO / "tests" / "ddp_kill_rank_at_step.py")]
+    cmd = [*driver, *DDP, *HP, "--checkpoint_every_n_steps=2", f"--logdir={parts}"]
+    start = time.monotonic()
+    code, _, stderr, survivors = launch(cmd, timeout=180, env={"KILL_AT_STEP": str(STOP_AT_STEP + 1)})
+    assert (code, survivors) == (RANK_DIED_EXIT, [])
+    assert time.monotonic() - start < 60
+    run_dir = parts / "lightning" / "version_0"
+    message = stderr.strip().splitlines()[-3:]
+    assert message[0].startswith("fit.py: process 1 of 2 ended unexpectedly (killed by SIGKILL)"), stderr[
+        -2000:
+    ]
+    assert message[1].startswith("its checkpoint (epoch 2, step 4) is kept")
+    assert message[2] == f"resume with: python scripts/fit.py --resume {run_dir}"
+    assert "Traceback" not in stderr and "gloo" not in stderr
+    assert last_checkpoint(run_dir)["global_step"] == 4
+    checked_launch([sys.executable, FIT, f"--resume={run_dir}"], 0)
+
+    a, b = last_checkpoint(whole / "lightning" / "version_0"), last_checkpoint(run_dir)
+    for name in a["state_dict"]:
+        assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
+    for rank_a, rank_b in zip(a[PROJECT_KEY]["ranks"], b[PROJECT_KEY]["ranks"], strict=True):
+        assert torch.equal(rank_a["torch_rng"], rank_b["torch_rng"])
     assert read_scalars(whole / "lightning" / "version_0") == read_scalars(run_dir)

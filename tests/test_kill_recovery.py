@@ -18,7 +18,7 @@ from tensorboard.summary.writer import record_writer
 
 from mlp_lightning.analysis.export import load_npz
 from mlp_lightning.cli import parse_fit_args, parse_numpy_args
-from mlp_lightning.core.tensorboard_schema import TRAIN_LOSS
+from mlp_lightning.core.tensorboard_schema import ALL_TAGS, TRAIN_LOSS
 from mlp_lightning.lightning.train import fit as fit_lightning
 from mlp_lightning.numpy_twin import checkpoint as twin_checkpoint
 from mlp_lightning.numpy_twin import train as twin_train
@@ -113,13 +113,13 @@ def test_twin_killed_after_its_final_save_writes_its_weights_on_resume(
     assert "wrote its final weights" not in capsys.readouterr().out
 
 
-class KillAfterValidation(L.Callback):
-    """SIGKILL after the epoch's metrics are logged, before the epoch-end checkpoint."""
+class KillAfterTheEpoch(L.Callback):
+    """SIGKILL once the epoch's metrics are all logged (train/* after validation), before the next save."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_validation_end(self, trainer, pl_module) -> None:
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.global_step == self.step:
             raise Killed
 
@@ -130,8 +130,8 @@ def test_lightning_killed_between_an_epochs_metrics_and_its_checkpoint_resumes_w
     reference = tmp_path / "reference"
     assert lightning(reference) == 0
     with pytest.raises(Killed):
-        lightning(tmp_path, callbacks=[KillAfterValidation(step=4)])
+        lightning(tmp_path, callbacks=[KillAfterTheEpoch(step=4)])
     run_dir = tmp_path / "lightning" / "version_0"
-    assert read_scalars(run_dir)[TRAIN_LOSS][-1][0] == 3
+    assert {tag: points[-1][0] for tag, points in read_scalars(run_dir).items()} == dict.fromkeys(ALL_TAGS, 3)
     assert lightning(tmp_path, "--resume") == 0
     assert read_scalars(run_dir) == read_scalars(reference / "lightning" / "version_0")

@@ -30,3 +30,21 @@ def test_torchmetrics_disable_nan_strategy_still_drops_mean_weights():
     mean.update(torch.tensor(1.0), weight=5)
     mean.update(torch.tensor(2.0), weight=6)
     assert mean.compute() == torch.tensor(1.5)  # the unweighted mean; the weighted one is 17/11
+
+
+def test_lightnings_own_launcher_keeps_the_processes_it_starts_in_procs():
+    """lightning/internals.launched_processes reads it: RankWatch needs rank 0's children."""
+    from lightning.fabric.plugins.environments import LightningEnvironment
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    launcher = _SubprocessScriptLauncher(LightningEnvironment(), num_processes=2, num_nodes=1)
+    assert launcher.procs == []  # appended to by _call_children_scripts, one Popen per extra process
+
+
+def test_a_resumed_epoch_reports_its_batches_done_through_the_fit_loops_progress():
+    """lightning/internals.batches_done_in_resumed_epoch: the progress bar's count in a resumed epoch."""
+    from mlp_lightning.lightning.internals import batches_done_in_resumed_epoch
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    assert batches_done_in_resumed_epoch(trainer) == 0  # a fresh loop: no restart stage
+    assert trainer.fit_loop.epoch_loop.batch_progress.current.processed == 0

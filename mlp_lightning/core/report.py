@@ -51,12 +51,14 @@ def scores_line(loss: float, acc: float) -> str:
 
 
 def epoch_line(epoch: int, metrics: dict[str, float]) -> str:
-    """``epoch 05 | train loss 0.0813 acc 0.994 | val loss 0.0681 acc 1.000`` (1-based epoch)."""
-    return (
-        f"epoch {epoch:02d} | "
-        f"train loss {metrics[TRAIN_LOSS]:.4f} acc {metrics[TRAIN_ACC]:.3f} | "
-        f"{val_line(metrics[VAL_LOSS], metrics[VAL_ACC])}"
-    )
+    """``epoch 05 | train loss 0.0813 acc 0.994 | val loss 0.0681 acc 1.000`` (1-based epoch).
+
+    The val part only where the epoch was validated (a user's Trainer may skip validation).
+    """
+    line = f"epoch {epoch:02d} | train loss {metrics[TRAIN_LOSS]:.4f} acc {metrics[TRAIN_ACC]:.3f}"
+    if VAL_LOSS in metrics:
+        line += f" | {val_line(metrics[VAL_LOSS], metrics[VAL_ACC])}"
+    return line
 
 
 def final_report(metrics: dict[str, float], run_dir: Path, logdir: Path, wall_s: float) -> str:
@@ -90,6 +92,19 @@ def stopped_lines(
     return (
         f"{prog}: stopped by {signal_name} in epoch {epoch + 1} after step {step}; "
         f"checkpoint saved to {checkpoint}\n{resume_hint(script, run_dir)}"
+    )
+
+
+def rank_died_lines(
+    prog: str, script: str, what: str, saved_at: tuple[int, int] | None, checkpoint, run_dir
+) -> str:
+    """A multi-process run one of whose processes died: what happened, the checkpoint kept, the resume."""
+    if saved_at is None:
+        return f"{prog}: {what}; the run stopped before its first checkpoint: start it again"
+    epoch, step = saved_at
+    return (
+        f"{prog}: {what}; the run stopped\nits checkpoint (epoch {epoch + 1}, step {step}) is kept: "
+        f"{checkpoint}\n{resume_hint(script, run_dir)}"
     )
 
 

@@ -7,6 +7,9 @@ One definition for the project (no torch here; the NumPy twin imports it):
 - ``epoch``: the 0-based epoch index, beside them.
 All five are written once per epoch at the step Lightning's TensorBoardLogger uses
 for epoch-level metrics: the index of the epoch's last optimizer step.
+With ``--log_every_n_steps N`` (N > 0) both also write ``train/loss_step``, the training
+batch's loss (dropout on, before the update), at every Nth optimizer step's index, with
+``epoch`` beside it, as Lightning logs a step metric.
 
 Beside them each run writes the CUSTOM SCALARS tab's layout (train against val, one
 chart per metric), its command line and configuration as text, and, for 2-D data, the
@@ -30,6 +33,7 @@ TRAIN_ACC = "train/acc"
 VAL_LOSS = "val/loss"
 VAL_ACC = "val/acc"
 EPOCH = "epoch"
+TRAIN_LOSS_STEP = "train/loss_step"  # only with --log_every_n_steps N > 0
 METRIC_TAGS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
 ALL_TAGS = (*METRIC_TAGS, EPOCH)
 DECISION_BOUNDARY = "val/decision_boundary"  # an image: regions and validation points
@@ -45,6 +49,19 @@ CUSTOM_SCALARS_LAYOUT = {
         "accuracy": ["Multiline", [f"^({TRAIN_ACC}|{VAL_ACC})$"]],
     }
 }
+LOSS_STEP_CHART = {"loss per step": ["Multiline", [f"^{TRAIN_LOSS_STEP}$"]]}
+
+
+def custom_scalars_layout(per_step: bool = False) -> dict:
+    """The CUSTOM SCALARS layout, with the per-step loss chart when the run logs ``TRAIN_LOSS_STEP``."""
+    if not per_step:
+        return CUSTOM_SCALARS_LAYOUT
+    return {category: {**charts, **LOSS_STEP_CHART} for category, charts in CUSTOM_SCALARS_LAYOUT.items()}
+
+
+def logs_steps(every_n_steps: int, step: int) -> bool:
+    """Whether the optimizer step of 0-based index ``step`` writes ``TRAIN_LOSS_STEP`` (as Lightning does)."""
+    return every_n_steps > 0 and (step + 1) % every_n_steps == 0
 
 
 def epoch_end_step(epoch: int, steps_per_epoch: int) -> int:
@@ -86,8 +103,8 @@ def hparams_session_end(status: str = "STATUS_SUCCESS") -> Summary:
     return Summary(value=[value])
 
 
-def custom_scalars_summary() -> Summary:
-    """``CUSTOM_SCALARS_LAYOUT`` as the summary the custom-scalars plugin reads (what torch writes)."""
+def custom_scalars_summary(per_step: bool = False) -> Summary:
+    """``custom_scalars_layout(per_step)`` as the summary the custom-scalars plugin reads (torch's)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.compat.proto.tensor_pb2 import TensorProto
     from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
@@ -103,7 +120,7 @@ def custom_scalars_summary() -> Summary:
                     for title, (_, tags) in charts.items()
                 ],
             )
-            for category, charts in CUSTOM_SCALARS_LAYOUT.items()
+            for category, charts in custom_scalars_layout(per_step).items()
         ]
     )
     tensor = TensorProto(

@@ -20,11 +20,14 @@ from mlp_lightning.core.tensorboard_schema import (
     hparams_session_start,
 )
 from mlp_lightning.core.weights import nonfinite_names
+from mlp_lightning.lightning.internals import batches_done_in_resumed_epoch
 from mlp_lightning.runs.files import event_file_errors
 
 
 def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
-    return {tag: float(trainer.callback_metrics[tag]) for tag in METRIC_TAGS}
+    """The metric tags logged so far, as their last values (val/* only once validation has run)."""
+    logged = trainer.callback_metrics
+    return {tag: float(logged[tag]) for tag in METRIC_TAGS if tag in logged}
 
 
 class EpochSummary(L.Callback):
@@ -62,9 +65,7 @@ class EpochProgressBar(TQDMProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         # an epoch resumed part-way (or before its end) gets no on_train_epoch_start: set it up here
-        loop = trainer.fit_loop
-        part_done = loop.restarted_mid_epoch or loop.restarted_on_epoch_end
-        self._start_epoch(done=loop.epoch_loop.batch_progress.current.processed if part_done else 0)
+        self._start_epoch(done=batches_done_in_resumed_epoch(trainer))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._leave:  # as Lightning's own does

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 
 from mlp_lightning.core.data import BatchOrder, eval_chunks, load_run_data, shard
@@ -38,19 +39,22 @@ class TensorBatches:
     through ``state_dict``/``load_state_dict`` in checkpoints.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_sampler: Sequence | BatchOrder) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None, batch_sampler: Sequence | BatchOrder) -> None:
         self.x, self.y, self.batch_sampler = x, y, batch_sampler
-        # The one reach into Lightning's internals: Lightning sets each epoch on a loader through its
-        # ``sampler`` attribute (``lightning.fabric.utilities.data._set_sampler_epoch``, checked
-        # against Lightning 2.6); tests/test_lightning_contract.py fails loudly if that stops.
+        # A reach into Lightning's internals (the others: lightning/internals.py): Lightning sets each
+        # epoch on a loader through its ``sampler`` attribute (``lightning.fabric.utilities.data.
+        # _set_sampler_epoch``, checked against Lightning 2.6); tests/test_lightning_contract.py
+        # fails loudly if that stops.
         self.sampler = batch_sampler
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         for idx in self.batch_sampler:
-            if isinstance(idx, slice):
+            if self.y is None:  # points to predict: ``(x,)``
+                yield (self.x[idx],)
+            elif isinstance(idx, slice):
                 yield self.x[idx], self.y[idx]
             else:
                 index = torch.from_numpy(idx).to(self.x.device, non_blocking=True)
@@ -90,6 +94,7 @@ class BlobDataModule(L.LightningDataModule):
         # a --data run records no flag that only shapes a generated set (HParams.as_dict): it did not apply
         unused = [name for name in generated_set_names() if name != "dataset"] if data else None
         self.save_hyperparameters(ignore=unused)
+        self.x_predict: torch.Tensor | None = None  # predict_on's points; None: the validation split
 
     @classmethod
     def from_hparams(cls, hp: HParams) -> BlobDataModule:
@@ -103,6 +108,12 @@ class BlobDataModule(L.LightningDataModule):
         Xtr, ytr, Xva, yva, self.columns = load_run_data(hp)  # columns: names and scaling, for the checkpoint
         self.x_train, self.y_train = torch.from_numpy(Xtr), torch.from_numpy(ytr)
         self.x_val, self.y_val = torch.from_numpy(Xva), torch.from_numpy(yva)
+
+    def predict_on(self, X: np.ndarray) -> None:
+        """Predict ``X`` (N, D), raw features (a --data file's rows), scaled as the run's training data."""
+        if not hasattr(self, "columns"):
+            self.setup("predict")  # the run's scaling comes with its data
+        self.x_predict = torch.from_numpy(self.columns.scaled(X))
 
     def _device(self) -> torch.device:
         # the whole data set moves to the device once, not batch by batch
@@ -135,3 +146,8 @@ class BlobDataModule(L.LightningDataModule):
         device = self._device()
         x, y = self.x_val[part].to(device), self.y_val[part].to(device)
         return TensorBatches(x, y, eval_chunks(len(x)))
+
+    def predict_dataloader(self) -> TensorBatches:
+        """``(x,)`` batches of ``predict_on``'s points (else the validation split's), in evaluation chunks."""
+        x = (self.x_predict if self.x_predict is not None else self.x_val).to(self._device())
+        return TensorBatches(x, None, eval_chunks(len(x)))

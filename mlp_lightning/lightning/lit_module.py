@@ -1,4 +1,4 @@
-"""The LightningModule: loss, optimizer and the project's per-epoch metrics."""
+"""The LightningModule: loss, optimizer, the project's epoch metrics, per-step loss and predictions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.core.tensorboard_schema import TRAIN_LOSS_STEP
 from mlp_lightning.core.weights import init_weights
 from mlp_lightning.lightning.metrics import BatchMean
 from mlp_lightning.lightning.model import TwoLayerMLP
@@ -30,14 +30,17 @@ class MLPClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = TwoLayerMLP(init_weights(dim, hidden_dim, num_classes, seed), dropout)
-        # metrics accumulate per step with update() and are computed once per epoch:
-        # per-step logging would cost more than this model's step. No per-step checks inside
-        # them either (NaN scans, label validation): each is a device-to-host sync on a GPU. A
-        # non-finite loss is DivergenceGuard's to report, and the labels are the data module's own.
+        # the epoch metrics accumulate per step with update() and are logged as objects: Lightning
+        # computes and resets them at the epoch's end, whatever the validation schedule. No
+        # per-step checks inside them (NaN scans, label validation): each is a device-to-host
+        # sync on a GPU. A non-finite loss is DivergenceGuard's to report, and the labels are
+        # the data module's own.
         self.train_loss = BatchMean()
         self.val_loss = BatchMean()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        # set by setup() under a Trainer: the hand-driven loops (parity tests, benchmarks) log nothing
+        self._logging = self._logging_steps = False
 
     @classmethod
     def from_hparams(cls, hp: HParams) -> MLPClassifier:
@@ -50,36 +53,38 @@ class MLPClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def setup(self, stage: str) -> None:
+        self._logging = True
+        # the per-step loss only when the Trainer writes it: a self.log() costs ~10% of a seed-config step
+        self._logging_steps = self.trainer.log_every_n_steps > 0
+
+    def teardown(self, stage: str) -> None:
+        self._logging = self._logging_steps = False
+
     def _common_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=y.shape[0])
-        getattr(self, f"{stage}_acc").update(logits.detach(), y)
+        loss_metric, acc_metric = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
+        loss_metric.update(loss.detach(), weight=y.shape[0])
+        acc_metric.update(logits.detach(), y)
+        if self._logging:  # the objects: Lightning calls compute() and reset() at the epoch's end
+            self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=True)
+            self.log(f"{stage}/acc", acc_metric, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "train")
+        loss = self._common_step(batch, "train")
+        if self._logging_steps:  # written at every Trainer(log_every_n_steps=N)th step, at its index
+            self.log(TRAIN_LOSS_STEP, loss.detach(), on_step=True, on_epoch=False)
+        return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._common_step(batch, "val")
 
-    def _compute(self, stage: str) -> dict[str, torch.Tensor]:
-        loss_tag, acc_tag = (TRAIN_LOSS, TRAIN_ACC) if stage == "train" else (VAL_LOSS, VAL_ACC)
-        loss, acc = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
-        values = {loss_tag: loss.compute(), acc_tag: acc.compute()}
-        loss.reset()
-        acc.reset()
-        return values
-
-    def on_validation_epoch_end(self) -> None:
-        # During fit, validation runs after the epoch's last training batch, so the
-        # training metrics are complete here too: logging all four in one call puts
-        # them (and Lightning's `epoch` scalar) once at the epoch's last step.
-        metrics = self._compute("val")
-        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
-            metrics.update(self._compute("train"))
-        self.log_dict(metrics, prog_bar=True)
+    def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        """The class probabilities (B, C) of a batch's points (its labels, if any, unused)."""
+        return torch.softmax(self(batch[0]), dim=1)
 
     def configure_model(self) -> None:
         # Lightning 2.6 restores a resumed run's weights right after this hook but casts the

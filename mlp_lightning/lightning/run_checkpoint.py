@@ -12,7 +12,8 @@ Lightning saves the weights, optimizer, loop counters and the training loader's
 position (``BatchOrder`` counts the batches handed out; the loader has a length, so
 Lightning fetches without prefetching and that count is the batches trained on).
 It does not save the torch RNGs that dropout draws from (the CPU's, or the GPU's), nor the
-torchmetrics sums of an epoch in progress: the ``mlp_lightning`` section carries them (one
+torchmetrics sums of an epoch in progress (the module logs the metric objects, and Lightning's
+result collection holds only references to them): the ``mlp_lightning`` section carries them (one
 entry per process), the run's hyperparameters and Lightning flags as plain values, the device
 type it ran on, and the complete epochs, so that a resume reads the run's progress in the
 project's own words rather than in Lightning's loop schema.
@@ -68,13 +69,17 @@ def _detach(states: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def rank_state(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-    """What this process alone holds: its RNGs (the CPU's, and its GPU's) and its metric sums."""
+def rank_state(trainer: L.Trainer, pl_module: L.LightningModule, epoch_ended: bool) -> dict[str, Any]:
+    """What this process alone holds: its RNGs (the CPU's, and its GPU's) and its metric sums.
+
+    At an epoch's end the sums are the finished epoch's, which Lightning computes and resets right
+    after this save: the epoch a resume starts begins with none.
+    """
     device = trainer.strategy.root_device
     return {
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "metrics": metric_states(pl_module),
+        "metrics": {} if epoch_ended else metric_states(pl_module),
     }
 
 
@@ -95,6 +100,7 @@ class RunCheckpoint(L.Callback):
         self.stopped = False  # True once a stop request has been honoured
         self._to_restore: dict[str, Any] | None = None
         self._epochs_done = 0  # complete epochs at the save in progress
+        self._pending_stop: RunInterrupted | None = None  # a stop saved at an epoch's end
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning installed its own SIGTERM handler just before this hook; ours decides
@@ -115,7 +121,22 @@ class RunCheckpoint(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epochs_done = trainer.current_epoch + 1
-        self._boundary(trainer, epochs_done=epochs_done, end_of_run=epochs_done >= trainer.max_epochs)
+        try:
+            self._boundary(trainer, epochs_done=epochs_done, end_of_run=epochs_done >= trainer.max_epochs)
+        except RunInterrupted as stop:
+            # Lightning logs the epoch's train metrics after this hook: stop once they are written
+            self._pending_stop = stop
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._raise_pending_stop()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._raise_pending_stop()  # a user's callback (EarlyStopping) ended the run first
+
+    def _raise_pending_stop(self) -> None:
+        if self._pending_stop is not None:
+            stop, self._pending_stop = self._pending_stop, None
+            raise stop
 
     def _boundary(self, trainer: L.Trainer, epochs_done: int, end_of_run: bool) -> None:
         due = self.every_n_steps > 0 and (
@@ -152,6 +173,8 @@ class RunCheckpoint(L.Callback):
             raise failed or WriteFailed(self.path, OSError(0, "global rank 0 could not write it"))
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        # also for a user's ModelCheckpoint saving at an epoch's end, after this callback's own save
+        epoch_ended = self._epochs_done > trainer.current_epoch
         checkpoint[PROJECT_KEY] = {
             "format": FORMAT_VERSION,
             "hparams": dict(self.hparams),
@@ -160,7 +183,7 @@ class RunCheckpoint(L.Callback):
             # the run's progress in the project's own words, not Lightning's loop schema
             "epochs_done": self._epochs_done,
             # each process's own RNGs and metric sums: under DDP every rank has its own
-            "ranks": gather_rank_states(trainer, rank_state(trainer, pl_module)),
+            "ranks": gather_rank_states(trainer, rank_state(trainer, pl_module, epoch_ended)),
             "stopped_by": self.stop.name,
         }
         columns = getattr(trainer.datamodule, "columns", None)  # the model's feature and class names, scaling

@@ -1,4 +1,5 @@
-"""Lightning's TensorBoardLogger, whose write errors end the run in one line; hparams.yaml atomic.
+"""Lightning's TensorBoardLogger, whose write errors end the run in one line; hparams.yaml atomic;
+one point per tag and step.
 
 TensorBoard's event writer writes from a thread that keeps a failed write's error and raises it
 again at the writer's next ``flush()``; Lightning flushes (``save``) after every ``log_metrics``.
@@ -30,6 +31,7 @@ class RunLogger(TensorBoardLogger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refused: WriteFailed | None = None  # the event file's refused first write
+        self._written: dict[str, tuple[int | None, Any]] = {}  # tag -> (step, value) last written
 
     @property
     def experiment(self):
@@ -49,6 +51,13 @@ class RunLogger(TensorBoardLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        # One point per tag and step, as the twin writes them. Lightning adds `epoch` to each call (a
+        # step's metrics, the validation's, the training epoch's: all at an epoch's last step), and
+        # RunRecord writes the epoch's train metrics before its checkpoint, which Lightning logs after.
+        metrics = {tag: v for tag, v in metrics.items() if self._written.get(tag) != (step, v)}
+        self._written.update({tag: (step, v) for tag, v in metrics.items()})
+        if not metrics:
+            return
         with event_file_errors(self.log_dir):
             super().log_metrics(metrics, step)
 

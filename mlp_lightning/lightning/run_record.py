@@ -27,7 +27,9 @@ from lightning.pytorch.strategies import FSDPStrategy
 from mlp_lightning.core.boundary_image import IMAGE_SIZE, BoundaryImage
 from mlp_lightning.core.report import should_report
 from mlp_lightning.core.tensorboard_schema import (
-    CUSTOM_SCALARS_LAYOUT,
+    TRAIN_ACC,
+    TRAIN_LOSS,
+    custom_scalars_layout,
     epoch_end_step,
     image_summary,
     text_summary,
@@ -59,14 +61,20 @@ class RunRecord(L.Callback):
     """Writes the layout, the run's ``text``, the boundary images and ``metrics_csv`` (see the module).
 
     ``boundary`` is the validation split's image, or None (data that is not 2-D): no images.
-    ``first_epoch`` is where a resumed run restarts (0 for a new run).
+    ``first_epoch`` is where a resumed run restarts (0 for a new run); ``per_step``: the layout
+    gets the per-step loss chart.
     """
 
     def __init__(
-        self, text: str, metrics_csv: Path, first_epoch: int, boundary: BoundaryImage | None
+        self,
+        text: str,
+        metrics_csv: Path,
+        first_epoch: int,
+        boundary: BoundaryImage | None,
+        per_step: bool = False,
     ) -> None:
         self.text, self.metrics_csv, self.first_epoch = text, metrics_csv, first_epoch
-        self.boundary = boundary
+        self.boundary, self.per_step = boundary, per_step
         self._table: MetricsCsv | None = None
 
     @staticmethod
@@ -83,16 +91,23 @@ class RunRecord(L.Callback):
         self._table = MetricsCsv(self.metrics_csv, self.first_epoch)
         experiment = self._experiment(trainer)
         if experiment is not None:
-            experiment.add_custom_scalars(CUSTOM_SCALARS_LAYOUT)
+            experiment.add_custom_scalars(custom_scalars_layout(self.per_step))
             experiment.file_writer.add_summary(text_summary(self.text), trainer.global_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # validation has run: the epoch's four metrics are in callback_metrics
+        # validation has run: the epoch's four metrics are in callback_metrics. Read on every rank:
+        # the first read computes the train metrics, which sums them over the ranks (a collective)
+        metrics = epoch_metrics(trainer)
         if not trainer.is_global_zero:
             return
         epoch = trainer.current_epoch
         step = epoch_end_step(epoch, trainer.num_training_batches)
-        self._table.append(epoch, step, epoch_metrics(trainer))
+        if trainer.logger is not None:
+            # Lightning logs the epoch's train metrics after this hook, and so after the epoch's
+            # checkpoint: written now, a kill between the two cannot lose them (RunLogger keeps one)
+            trainer.logger.log_metrics({tag: metrics[tag] for tag in (TRAIN_LOSS, TRAIN_ACC)}, step)
+            trainer.logger.save()
+        self._table.append(epoch, step, metrics)
         experiment = self._experiment(trainer)
         if experiment is None or self.boundary is None or not should_report(epoch + 1, trainer.max_epochs):
             return

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mlp_lightning.core.boundary_image import BoundaryImage
 from mlp_lightning.core.data import load_splits
@@ -36,6 +37,7 @@ from mlp_lightning.core.report import (
     diverged_lines,
     final_report,
     progress_bar_wanted,
+    rank_died_lines,
     resuming_line,
     stopped_lines,
 )
@@ -52,7 +54,16 @@ from mlp_lightning.lightning.callbacks import (
 from mlp_lightning.lightning.checkpoint_io import Resumed, SafeCheckpointIO, load_resume
 from mlp_lightning.lightning.datamodule import BlobDataModule, check_world_size
 from mlp_lightning.lightning.flags import resumed_trainer_flags
-from mlp_lightning.lightning.launch import PROG, holds_the_run, processes_line, quiet_lightning, run_version
+from mlp_lightning.lightning.launch import (
+    PROG,
+    RankWatch,
+    holds_the_run,
+    processes_line,
+    quiet_lightning,
+    run_version,
+    unused_devices_line,
+    visible_gpus,
+)
 from mlp_lightning.lightning.lit_module import MLPClassifier
 from mlp_lightning.lightning.rank_state import check_process_count
 from mlp_lightning.lightning.run_checkpoint import RunCheckpoint
@@ -93,13 +104,15 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
     """Train (or resume) one run; exit code 0, 1 diverged, 2 bad --resume or a run in use,
     130/143 interrupted, 74 (``WRITE_FAILED_EXIT``) a file the disk refused.
 
-    ``callbacks`` are added to the project's (tests use them to inject faults).
+    ``callbacks`` are added to the project's: a user's ModelCheckpoint, EarlyStopping, ...
+    (tests also use them to inject faults).
     """
-    quiet_lightning()
     stop = StopRequest().install()  # from here on Ctrl-C/SIGTERM stop at the next batch boundary
-    # held until the process ends its run: the run's lock, the quiet event-writer thread
+    # held until the process ends its run: the run's lock, the quiet event-writer thread and
+    # Lightning's quieted chatter (the caller's warning filters and log levels come back after)
     with contextlib.ExitStack() as held:
         try:
+            held.enter_context(quiet_lightning())
             held.enter_context(thread_write_errors_quiet())
             try:
                 plan = plan_run(args, held)
@@ -108,7 +121,7 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
             if plan is None:
                 return 0
             text = run_text(args.command, args.config_yaml, plan.hp.classes)
-            return train(plan, args.checkpoint_every_n_steps, stop, callbacks, text)
+            return train(plan, args.checkpoint_every_n_steps, stop, callbacks, text, args.log_every_n_steps)
         except WriteFailed as err:
             return fail_write(PROG, err)
         finally:
@@ -148,6 +161,7 @@ def train(
     stop: StopRequest,
     extra_callbacks: Sequence = (),
     text: str = "",
+    log_every_n_steps: int = 0,
 ) -> int:
     hp, flags, resumed = plan.hp, plan.flags, plan.resumed
     L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
@@ -165,7 +179,7 @@ def train(
         os.path.join(run_dir, CHECKPOINT_DIR, LIGHTNING_CHECKPOINT), hp.as_dict(), checkpoint_every_n_steps,
         stop, dataclasses.asdict(flags),
     )  # fmt: skip
-    callbacks = [*project_callbacks(plan, run_dir, checkpoint, text), *extra_callbacks]
+    callbacks = [*project_callbacks(plan, run_dir, checkpoint, text, log_every_n_steps > 0), *extra_callbacks]
     trainer = L.Trainer(
         accelerator=flags.accelerator,
         devices=flags.devices,
@@ -177,10 +191,11 @@ def train(
         callbacks=callbacks,
         # the checkpoint a resume has read and checked already is handed over, not read again
         plugins=[SafeCheckpointIO(preloaded=resumed.contents if resumed else None)],
-        enable_checkpointing=False,  # RunCheckpoint is the one writer of the run's checkpoint
+        # RunCheckpoint writes the resumable last.ckpt; a user's ModelCheckpoint writes beside it
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in extra_callbacks),
         enable_model_summary=False,
         num_sanity_val_steps=0,  # in-memory data: nothing for a sanity pass to catch
-        log_every_n_steps=1,  # nothing is logged per step; this only silences a warning
+        log_every_n_steps=log_every_n_steps,  # 0: no per-step logging at all, not even its self.log
     )
     check_launch(trainer, plan, run_dir)
     announce(trainer, plan)
@@ -199,6 +214,11 @@ def train(
             message = stopped_lines(PROG, PROG_PATH, stop.name, checkpoint.saved_at, checkpoint.path, run_dir)
             print(message, file=sys.stderr)
         return stop.exit_code
+    except RuntimeError:  # gloo's "Connection closed by peer" when another process died
+        watch = next((c for c in trainer.callbacks if isinstance(c, RankWatch)), None)
+        if watch is None or (what := watch.died()) is None:
+            raise
+        return watch.end(what)
     except WriteFailed as err:  # the last checkpoint written stays whole, for --resume once there is room
         if not trainer.is_global_zero:
             return WRITE_FAILED_EXIT
@@ -209,7 +229,9 @@ def train(
     return 0
 
 
-def project_callbacks(plan: Plan, run_dir: str, checkpoint: RunCheckpoint, text: str) -> list[L.Callback]:
+def project_callbacks(
+    plan: Plan, run_dir: str, checkpoint: RunCheckpoint, text: str, per_step: bool = False
+) -> list[L.Callback]:
     """The project's callbacks, in the order their hooks must run."""
     hp, resumed = plan.hp, plan.resumed
     threads = torch_threads(hp)
@@ -220,7 +242,7 @@ def project_callbacks(plan: Plan, run_dir: str, checkpoint: RunCheckpoint, text:
         # bad step before any other callback reads the weights, and give its verdict before a save
         DivergenceGuard(),
         # the epoch's metrics.csv row before its checkpoint: a run resumed from that has the row
-        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary_image),
+        RunRecord(text, Path(run_dir) / METRICS_CSV, first_epoch, boundary_image, per_step),
         checkpoint,
         # redrawn every 10 steps and at epoch ends (every step costs a tenth of a seed-config
         # step); off a terminal no bar at all: its carriage-return redraws would garble a log
@@ -228,6 +250,10 @@ def project_callbacks(plan: Plan, run_dir: str, checkpoint: RunCheckpoint, text:
         EpochSummary(),
         HParamsSession(hp.as_dict(), run_name=run_name(LIGHTNING_TRAINER, plan.version)),
         *([TorchThreads(threads)] if threads else []),
+        # a process of a multi-process run that dies ends the others at once, in a few lines
+        RankWatch(
+            lambda what: rank_died_lines(PROG, PROG_PATH, what, checkpoint.saved_at, checkpoint.path, run_dir)
+        ),
     ]
 
 
@@ -255,6 +281,8 @@ def announce(trainer: L.Trainer, plan: Plan) -> None:
         return
     if processes := processes_line(trainer):
         print(processes, flush=True)
+    if unused := unused_devices_line(trainer, visible_gpus()):
+        print(unused, file=sys.stderr)
     if resumed := plan.resumed:
         target = resumed.target
         print(resuming_line(target.run_dir, target.checkpoint, resumed.epochs_done, resumed.step), flush=True)

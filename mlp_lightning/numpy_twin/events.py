@@ -23,6 +23,7 @@ from mlp_lightning.core.boundary_image import IMAGE_SIZE
 from mlp_lightning.core.errors import WriteFailed
 from mlp_lightning.core.tensorboard_schema import (
     EPOCH,
+    TRAIN_LOSS_STEP,
     custom_scalars_summary,
     epoch_end_step,
     hparams_session_end,
@@ -34,7 +35,7 @@ from mlp_lightning.runs.files import event_file_errors
 
 
 class EventWriter:
-    """One run's event file: per-epoch scalars at Lightning's steps, the HPARAMS session, and the rest.
+    """One run's event file: per-epoch (and per-step) scalars at Lightning's steps, the HPARAMS session, ...
 
     ``text`` (the run's command and configuration) is written at ``first_step``, where a
     resumed run starts; so is a ``purge_step`` marker, which hides what the earlier files hold
@@ -49,8 +50,10 @@ class EventWriter:
         text: str,
         first_step: int,
         purge_step: int | None = None,
+        per_step: bool = False,
     ) -> None:
         self._run_dir = run_dir
+        self._epoch_at: int | None = None  # the step `epoch` was last written at: one point per step
         with event_file_errors(run_dir):
             self._writer = EventFileWriter(str(run_dir))
             if purge_step is not None:  # as torch's SummaryWriter(purge_step=...) writes it
@@ -60,18 +63,28 @@ class EventWriter:
             # the session first, at step 0, as the Lightning side writes it when fit starts
             for summary in hparams_session_start(hparams, run_name):
                 self._add(summary, step=0)
-            self._add(custom_scalars_summary(), step=0)
+            self._add(custom_scalars_summary(per_step), step=0)
             self._add(text_summary(text), step=first_step)
 
     def _add(self, summary: Summary, step: int) -> None:
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
 
+    def _scalars(self, values: dict[str, float], epoch: int, step: int) -> Summary:
+        """``values`` and ``epoch`` (a float, as Lightning logs it), unless ``epoch`` is there at ``step``."""
+        if self._epoch_at != step:
+            values, self._epoch_at = {**values, EPOCH: float(epoch)}, step
+        return Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
+
+    def step_loss(self, epoch: int, step: int, loss: float) -> None:
+        """``train/loss_step`` and the 0-based ``epoch`` at optimizer step ``step``, as Lightning logs it."""
+        self._add(self._scalars({TRAIN_LOSS_STEP: float(loss)}, epoch, step), step=step)
+
     def epoch_scalars(self, epoch: int, steps_per_epoch: int, metrics: dict[str, float]) -> None:
         """``metrics`` and the 0-based ``epoch`` (a float, as Lightning logs it) at the epoch's last step."""
-        values = {**metrics, EPOCH: float(epoch)}
-        summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
+        step = epoch_end_step(epoch, steps_per_epoch)
+        summary = self._scalars(metrics, epoch, step)
         with event_file_errors(self._run_dir):
-            self._add(summary, step=epoch_end_step(epoch, steps_per_epoch))
+            self._add(summary, step=step)
             # on the disk (or its error raised) before the epoch's checkpoint: a kill after that
             # save must not lose them
             self._writer.flush()

@@ -49,6 +49,7 @@ from mlp_lightning.core.tensorboard_schema import (
     VAL_ACC,
     VAL_LOSS,
     epoch_end_step,
+    logs_steps,
     run_text,
 )
 from mlp_lightning.core.weights import init_weights
@@ -88,12 +89,14 @@ def train(
     resume: TwinState | None = None,
     on_boundary: Callable[[int, int | None, Callable[[], TwinState]], None] | None = None,
     splits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    on_loss: Callable[[int, int, np.float32], None] | None = None,
 ) -> Params:
     """Train from the shared initial weights; ``on_epoch(epoch, metrics, params)`` after each (0-based) epoch.
 
     ``resume`` continues a saved state exactly. ``on_boundary(step, finished_epoch, snapshot)``
     runs between steps (``finished_epoch`` is None inside an epoch) and may save ``snapshot()``.
     ``splits`` are ``hp``'s own (``load_splits``), where the caller has them already.
+    ``on_loss(epoch, step, loss)``: each training batch's loss, at its optimizer step's 0-based index.
     """
     Xtr, ytr, Xva, yva = splits if splits is not None else load_splits(hp)
     params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
@@ -131,6 +134,8 @@ def train(
                     f"the update (try a smaller --lr, now {hp.lr:g})"
                 ) from None
             mean.update(loss, correct, B)
+            if on_loss is not None:
+                on_loss(epoch, step, loss)
             step += 1
             if on_step is not None:
                 on_step()
@@ -218,8 +223,9 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
     text, first_step = run_text(args.command, args.config_yaml, hp.classes), resume.step if resume else 0
     purge_step = resume.step if resume else None  # the steps it replays, logged again
+    every_n = args.log_every_n_steps
     events = EventWriter(
-        run_dir, hp.as_dict(), run_name(NUMPY_TRAINER, version), text, first_step, purge_step
+        run_dir, hp.as_dict(), run_name(NUMPY_TRAINER, version), text, first_step, purge_step, every_n > 0
     )
     table = MetricsCsv(run_dir / METRICS_CSV, first_epoch=resume.epochs_done if resume else 0)
     steps_per_epoch = len(BatchOrder(hp.n_train, hp.batch_size, hp.seed))
@@ -252,11 +258,16 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
             bar.write(epoch_line(epoch + 1, metrics))  # from the line's first column, the bar redrawn below
             sys.stdout.flush()  # whole, before anything the run writes to stderr
 
+    def on_loss(epoch: int, step: int, loss: np.float32) -> None:
+        if logs_steps(every_n, step):
+            events.step_loss(epoch, step, loss)
+
     start = time.perf_counter()
     try:
         params = train(
-            hp, on_step=bar.update, on_epoch=on_epoch, resume=resume, on_boundary=saver, splits=tuple(splits)
-        )
+            hp, on_step=bar.update, on_epoch=on_epoch, resume=resume, on_boundary=saver, splits=tuple(splits),
+            on_loss=on_loss if every_n > 0 else None,  # nothing per step unless asked
+        )  # fmt: skip
     except RunInterrupted:
         # not over: no session end, as Lightning writes none; TensorBoard keeps the first end a run's
         # files hold, so one written now would outlast the one its resume writes
