@@ -200,3 +200,11 @@ def test_a_weights_file_with_damaged_columns_is_refused_naming_the_array(runs, t
     partial = {k: v for k, v in arrays.items() if k != "class_names"}
     with pytest.raises(WeightsError, match="but not class_names"):
         columns_from_arrays(partial, "w.npz", dim=3, num_classes=3)
+
+
+def test_a_text_column_left_in_the_features_is_refused_with_the_drop_that_leaves_it_out(table):
+    result = run_script("baseline_numpy.py", "--data", str(table), "--logdir", str(table.parent / "logs"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "row 2, column 1 ('id'): 'r0' is not a number" in result.stderr
+    assert "leave a text column out with --drop id" in result.stderr
+    assert not (table.parent / "logs").exists()

@@ -23,6 +23,7 @@ import numpy as np
 
 from mlp_lightning.core.class_labels import RowNeeded, class_labels
 from mlp_lightning.core.column_choice import choose_columns, listing
+from mlp_lightning.core.columns import shown_name
 from mlp_lightning.core.errors import ConfigError
 
 SEPARATORS = (",", ";", "\t")
@@ -202,7 +203,8 @@ def _slow(
                     raise ConfigError(
                         f"{where}: row {number} has {len(row)} columns, the header has {len(names)}"
                     )
-                X.extend(_feature(row[j], number, j, names, where, sep) for j in features)
+                first = not rows  # the first data row: text there means a column of text
+                X.extend(_feature(row[j], number, j, names, where, sep, first) for j in features)
                 rows.append(number)
                 if label is None:
                     continue
@@ -219,7 +221,9 @@ def _slow(
     return np.frombuffer(X, np.float32).reshape(len(rows), len(features)), labels, np.array(rows)
 
 
-def _feature(cell: str, number: int, j: int, names: list[str], where: str, sep: str) -> float:
+def _feature(
+    cell: str, number: int, j: int, names: list[str], where: str, sep: str, row_is_first: bool = False
+) -> float:
     at = f"{where}: row {number}, column {j + 1} ({names[j]!r})"
     if not cell.strip():
         raise ConfigError(f"{at}: empty cell")
@@ -227,7 +231,9 @@ def _feature(cell: str, number: int, j: int, names: list[str], where: str, sep: 
         value = float(cell)
     except ValueError:
         hint = f" (columns separated by {sep!r})" if sep != "," else ""
-        raise ConfigError(f"{at}: {cell!r} is not a number{hint}") from None
+        if row_is_first:  # text from the first row on: a column of names or ids, not a feature
+            hint += f"; a feature holds numbers: leave a text column out with --drop {names[j]}"
+        raise ConfigError(f"{at}: {shown_name(cell)} is not a number{hint}") from None
     with np.errstate(over="ignore"):  # beyond float32's range is inf: refused
         if not np.isfinite(np.float32(value)):
             raise ConfigError(f"{at}: feature {cell.strip()} is not a finite float32 number")
