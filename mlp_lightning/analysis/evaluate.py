@@ -1,7 +1,7 @@
 """Evaluate a saved model on points: a run's own validation split, a --data file, or a generated set.
 
-A Lightning run directory or ``.ckpt`` is evaluated with Lightning's own module, through its
-``validation_step`` and metrics in the chunks a run validates in, so on the run's split it
+A Lightning run directory or ``.ckpt`` is evaluated as a Lightning user would: ``Trainer.validate``
+and ``Trainer.predict`` on the module, in the chunks a run validates in, so on the run's split it
 reproduces the run's last logged ``val/loss`` and ``val/acc`` exactly (one process, float32).
 A twin run directory or ``.npz`` is evaluated with the twin's own evaluation pass, with NumPy
 alone: torch is imported only on the Lightning path.
@@ -187,20 +187,27 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _evaluate_lightning(model: SavedModel, X: np.ndarray, y: np.ndarray | None):
+    """``Trainer.validate`` for the scores and ``Trainer.predict`` for the probabilities, on one CPU
+    process, in the chunks a one-process run validates in: the run's own logged numbers, exactly."""
+    import lightning as L
     import torch
 
     from mlp_lightning.analysis.export import classifier_from_weights
+    from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS
+    from mlp_lightning.lightning.datamodule import TensorBatches
+    from mlp_lightning.lightning.launch import quiet_lightning
 
-    module = classifier_from_weights(model.weights)  # eval mode
-    dtype = model.weights["W1"].dtype
-    probs = []
-    with torch.inference_mode():
-        for chunk in eval_chunks(len(X)):  # the chunks a one-process run validates in
-            x = torch.from_numpy(np.ascontiguousarray(X[chunk], dtype=dtype))
-            if y is not None:
-                module.validation_step((x, torch.from_numpy(y[chunk])), 0)  # updates val_loss / val_acc
-            probs.append(torch.softmax(module(x), dim=1).numpy())
+    module = classifier_from_weights(model.weights)
+    x = torch.from_numpy(np.ascontiguousarray(X, dtype=model.weights["W1"].dtype))  # (N, D)
+    labels = None if y is None else torch.from_numpy(y)
+    with quiet_lightning():
+        trainer = L.Trainer(
+            accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
         loss = acc = None
-        if y is not None:
-            loss, acc = float(module.val_loss.compute()), float(module.val_acc.compute())
-    return loss, acc, np.concatenate(probs)
+        if labels is not None:
+            (scores,) = trainer.validate(module, TensorBatches(x, labels, eval_chunks(len(x))), verbose=False)
+            loss, acc = scores[VAL_LOSS], scores[VAL_ACC]
+        probs = trainer.predict(module, TensorBatches(x, None, eval_chunks(len(x))))
+    return loss, acc, torch.cat(probs).numpy()
