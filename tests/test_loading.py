@@ -211,7 +211,7 @@ def test_checkpoint_io_refuses_to_save_non_finite_weights(good_checkpoint, tmp_p
 def test_the_checkpoint_records_the_lightning_flags_and_the_device_it_trained_with(good_checkpoint):
     section = good_checkpoint[PROJECT_KEY]
     assert section["trainer"] == {
-        "accelerator": "cpu", "devices": "auto", "strategy": "auto", "precision": "32-true", "num_nodes": 1,
+        "accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "num_nodes": 1,
     }  # fmt: skip
     assert section["device"] == "cpu"
 
