@@ -106,7 +106,8 @@ class HParams:
         metadata=_help("std of the set's Gaussian noise", generated=True),
     )
     data: str = field(
-        default="", metadata=_help("train on a .npz (X, y) or .csv (header, label last) file", data=True)
+        default="",
+        metadata=_help("train on your own table: a .npz (X, y) or a .csv with a header row", data=True),
     )
     target: str = field(
         default="",
