@@ -416,7 +416,7 @@ globals().update(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"lr: null\n", "--lr must be a finite number, got None"),
+        (b"dropout: null\n", "--dropout must be a finite number, got None"),  # lr: null is the set's own
         (b"num_classes: ~\n", "--num_classes must be an integer, got None"),
         (b"lr: 0.1\n# caf\xe9\n", "not a UTF-8 text file"),
     ],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlp_lightning.analysis.figures import write_comparison_figure
 from mlp_lightning.analysis.logged_run import (
-    FIELD_TYPES,
+    INT_FIELDS,
     Run,
     differences,
     load_run,
@@ -46,7 +46,7 @@ def hparam_differences(a: Run, b: Run) -> list[str]:
 def format_hparam(name: str, value: float | int | str) -> str:
     """A hyperparameter as its flag takes it: TensorBoard stores every number as a float, so an
     integer field's ``30.0`` prints as ``30``; a float field's ``2.0`` stays ``2.0``."""
-    if FIELD_TYPES.get(name) in (int, "int") and isinstance(value, float) and value.is_integer():
+    if name in INT_FIELDS and isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
 

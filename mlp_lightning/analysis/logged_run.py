@@ -22,6 +22,8 @@ from mlp_lightning.core.tensorboard_schema import METRIC_TAGS
 from mlp_lightning.runs.layout import run_name, versions
 
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(HParams)}
+# the integer hyperparameters, by their resolved default (max_epochs is Optional[int]: None is the set's own)
+INT_FIELDS = frozenset(f.name for f in dataclasses.fields(HParams) if type(getattr(HParams(), f.name)) is int)
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,7 @@ class Run:
 
     def typed_hparams(self) -> HParams:
         """The session's hyperparameters as ``HParams`` (TensorBoard stores numbers as floats)."""
-        types = FIELD_TYPES
-        values = {k: int(v) if types[k] in (int, "int") else v for k, v in self.hparams.items() if k in types}
+        values = {k: int(v) if k in INT_FIELDS else v for k, v in self.hparams.items() if k in FIELD_TYPES}
         if isinstance(values.get("class_names"), str):  # the tab holds a list of names as one string
             values["class_names"] = tuple(values["class_names"].split(", ")) if values["class_names"] else ()
         return HParams(**values)
