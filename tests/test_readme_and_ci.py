@@ -85,6 +85,27 @@ def test_ci_run_runs_each_command_with_bash_in_a_fresh_venv_and_then_ruff():
     assert "ruff format --check ." in ci
 
 
+def test_a_bare_pytest_is_the_quick_suite_and_the_readme_says_how_to_run_the_slow_tests(pytestconfig):
+    """The README's test command finishes in minutes: the slow tests are left out unless asked for."""
+    addopts = pytestconfig.getini("addopts")  # split as a shell splits it
+    assert "-m" in addopts and addopts[addopts.index("-m") + 1] == "not slow", addopts
+    readme = README.read_text(encoding="utf-8")
+    assert "`pytest -m slow`" in readme, "the README does not say how to run the slow tests"
+
+
+def test_ci_run_runs_the_slow_tests_after_the_readme_commands_and_fails_when_none_is_collected():
+    ci = CI_RUN.read_text(encoding="utf-8")
+    readme_loop, slow_step = (
+        ci.index('for command in "${commands[@]}"'),
+        ci.index("pytest -m slow </dev/null"),
+    )
+    assert readme_loop < slow_step < ci.index("ruff check ."), (
+        "the slow step is not between the README and ruff"
+    )
+    after = ci[slow_step:]
+    assert "$status -eq 5" in after[: after.index("ruff check .")], "exit 5 (no slow test collected) passes"
+
+
 @pytest.mark.parametrize(
     "block",
     [
