@@ -17,6 +17,7 @@ from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError, ResumeError
 from mlp_lightning.core.hparams import HParams, hparam_names
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, VERSION, run_name, versions
+from mlp_lightning.runs.outcome import newest_not_failed
 
 RESUME_NEWEST = "newest"  # what a bare ``--resume`` means
 # hyperparameters a resumed run may change: more epochs extend it; any other given beside --resume
@@ -45,7 +46,12 @@ def resolve_resume(value: str, logdir: Path, trainer: str, filename: str) -> Res
         found = versions(root)
         if not found:
             raise ResumeError(f"--resume: there is no {trainer} run under {str(root)!r} to resume")
-        run_dir = Path(logdir) / run_name(trainer, found[-1])
+        # a run that diverged would diverge again: the newest that did not fail
+        run_dir = newest_not_failed(
+            [Path(logdir) / run_name(trainer, v) for v in reversed(found)], "--resume"
+        )
+        if run_dir is None:
+            raise ResumeError(f"--resume: every {trainer} run under {str(root)!r} failed; start a new run")
         checkpoint = run_dir / CHECKPOINT_DIR / filename
     else:
         path = Path(value)
