@@ -35,8 +35,16 @@ from mlp_lightning.core.hparams import (
 )
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, RunArgs, TrainerFlags
-from mlp_lightning.runs.layout import check_logdir
-from mlp_lightning.runs.resume import RESUME_NEWEST
+from mlp_lightning.runs.files import stored_hparams
+from mlp_lightning.runs.layout import (
+    HPARAMS_FILE,
+    LIGHTNING_CHECKPOINT,
+    LIGHTNING_TRAINER,
+    NUMPY_TRAINER,
+    TWIN_CHECKPOINT,
+    check_logdir,
+)
+from mlp_lightning.runs.resume import RESUME_MAY_CHANGE, RESUME_NEWEST, resolve_resume
 from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs, hparams_key
 
 _TRAINER_HELP = {
@@ -130,6 +138,8 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
                 f"--checkpoint_every_n_steps must be an integer >= 0, got {ns.checkpoint_every_n_steps!r}"
             )
         ns = with_resolved_defaults(ns, hp)
+        if ns.resume is not None:  # --print_config and the run's TEXT entry: what the resumed run trains with
+            ns = with_resumed_run(ns, hp, given, NUMPY_TRAINER if numpy_only else LIGHTNING_TRAINER)
         if print_config is not None:
             sys.stdout.write(printed_config(parser, ns, print_config))
             raise SystemExit(0)
@@ -180,6 +190,25 @@ def with_resolved_defaults(ns, hp: HParams):
     if hp.data:  # the file's own size, as the run records it
         ns["dim"], ns["num_classes"] = hp.dim, hp.num_classes
     return ns
+
+
+def with_resumed_run(ns, hp: HParams, given: frozenset[str], trainer: str):
+    """``ns`` with the hyperparameters of the run ``--resume`` continues, a given ``--max_epochs`` (what may
+    change) in place of its own; ``ns`` as it is when the run cannot be read (the trainer says why)."""
+    filename = TWIN_CHECKPOINT if trainer == NUMPY_TRAINER else LIGHTNING_CHECKPOINT
+    try:
+        target = resolve_resume(ns.resume, Path(ns.logdir), trainer, filename, note=False)
+        path = target.run_dir / HPARAMS_FILE
+        stored = stored_hparams(yaml.safe_load(path.read_text()), path)
+    except (ConfigError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ns
+    changed = {name: getattr(hp, name) for name in RESUME_MAY_CHANGE if name in given}
+    resumed = dataclasses.replace(stored, **changed)
+    ns = ns.clone()
+    for name in flag_names():
+        if name in resumed.as_dict():
+            ns[name] = getattr(resumed, name)
+    return with_resolved_defaults(ns, resumed)
 
 
 def printed_config(parser: ArgumentParser, ns, options: str = "") -> str:

@@ -8,6 +8,7 @@ curves to compare. Read with TensorBoard's own event reader; no torch here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from mlp_lightning.core.tensorboard_schema import VAL_LOSS
@@ -39,13 +40,16 @@ def failure_words(epoch: int) -> str:
     return f"it failed in epoch {epoch} (diverged, or an error ended it)"
 
 
-def newest_not_failed(run_dirs: list[Path], who: str) -> Path | None:
-    """The first of ``run_dirs`` (newest first) that did not fail; a note on stdout names the newer ones
-    passed over and why. None when every one failed."""
+def newest_not_failed(
+    run_dirs: list[Path], who: str | None, still_serves: Callable[[Path], bool] = lambda run_dir: False
+) -> Path | None:
+    """The first of ``run_dirs`` (newest first) that did not fail, or that failed but ``still_serves``;
+    a note on stdout, from ``who`` (None: no note), names the newer ones passed over and why. None when
+    every one failed."""
     skipped = []
     for run_dir in run_dirs:
-        if (epoch := failed_in_epoch(run_dir)) is None:
-            if skipped:
+        if (epoch := failed_in_epoch(run_dir)) is None or still_serves(run_dir):
+            if skipped and who is not None:
                 newer = "; ".join(f"{_name(d)}: {failure_words(e)}" for d, e in skipped)
                 print(f"note: {who} skipped the newer {newer}; it takes {_name(run_dir)}", flush=True)
             return run_dir

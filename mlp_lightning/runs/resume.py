@@ -39,16 +39,20 @@ class ResumeTarget:
         return int(VERSION.match(self.run_dir.name).group(1))
 
 
-def resolve_resume(value: str, logdir: Path, trainer: str, filename: str) -> ResumeTarget:
-    """The checkpoint and run directory that ``--resume value`` means for ``trainer``'s runs."""
+def resolve_resume(value: str, logdir: Path, trainer: str, filename: str, note: bool = True) -> ResumeTarget:
+    """The checkpoint and run directory that ``--resume value`` means for ``trainer``'s runs (``note``: say
+    which newer runs a bare ``--resume`` passed over)."""
     if value == RESUME_NEWEST:
         root = Path(logdir) / trainer
         found = versions(root)
         if not found:
             raise ResumeError(f"--resume: there is no {trainer} run under {str(root)!r} to resume")
-        # a run that diverged would diverge again: the newest that did not fail
+        # a run that failed before its first save (diverged, mostly) has nothing to resume; one that
+        # saved (a full disk, say) goes on from its checkpoint
         run_dir = newest_not_failed(
-            [Path(logdir) / run_name(trainer, v) for v in reversed(found)], "--resume"
+            [Path(logdir) / run_name(trainer, v) for v in reversed(found)],
+            "--resume" if note else None,
+            still_serves=lambda run_dir: (run_dir / CHECKPOINT_DIR / filename).is_file(),
         )
         if run_dir is None:
             raise ResumeError(f"--resume: every {trainer} run under {str(root)!r} failed; start a new run")
