@@ -66,7 +66,8 @@ class _HelpFormatter(DefaultHelpFormatter):
         return text
 
 
-def build_parser(prog: str, description: str) -> ArgumentParser:
+def build_parser(prog: str, description: str, lightning: bool = True) -> ArgumentParser:
+    """The flags of a run; ``lightning``: with Lightning's (fit.py), without them for the twin."""
     # no abbreviations: --max_epoch must not quietly mean --max_epochs
     parser = ArgumentParser(
         prog=prog, description=description, exit_on_error=False, allow_abbrev=False,
@@ -89,6 +90,8 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
         help="also save the run's checkpoint every this many optimizer steps (0: only at the end "
         "and when interrupted); bounds what a hard kill can lose",
     )  # fmt: skip
+    if not lightning:
+        return parser
     group = parser.add_argument_group("Lightning (fit.py only)")
     trainer_types = get_type_hints(TrainerFlags)
     for f in dataclasses.fields(TrainerFlags):
@@ -109,13 +112,13 @@ def parse_numpy_args(argv: Sequence[str] | None = None, prog: str = "baseline_nu
 def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: bool) -> RunArgs:
     script = sys.argv[0] if argv is None else f"scripts/{prog}"
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(prog, description)
+    parser = build_parser(prog, description, lightning=not numpy_only)
     try:
         # --print_config is answered below, once the set's own defaults are resolved, not by jsonargparse
         argv, print_config = _take_print_config(argv)
         if numpy_only:
             _refuse_trainer_flags(argv, prog)
-        _refuse_unknown_config_keys(argv, parser)
+        _refuse_unknown_config_keys(argv, parser, numpy_only)
         try:
             ns = parser.parse_args(argv)
         except ArgumentError as err:
@@ -126,9 +129,9 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         # a resume compares the hyperparameters given here with the ones its checkpoint stores
         given = given_flags(argv, ns)
         hp = validate(with_data_file(HParams(**{name: ns[name] for name in flag_names()}), given))
-        trainer = validate_trainer(
+        trainer = TrainerFlags() if numpy_only else validate_trainer(
             TrainerFlags(**{f.name: ns[f.name] for f in dataclasses.fields(TrainerFlags)})
-        )
+        )  # fmt: skip
         logdir = Path(ns.logdir)
         # a resumed run writes into its own run directory, wherever that is: only a new run's logdir
         # must be creatable here
@@ -282,9 +285,10 @@ def unknown_flag_message(flag: str, options: Sequence[str]) -> str:
     return f"unknown flag {flag} ({hint})"
 
 
-def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> None:
-    """Name the file and the closest valid key for a key no flag has (jsonargparse names neither)."""
-    known = _flag_names(parser, numpy_only=False)  # a config may carry the Lightning flags for fit.py
+def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser, numpy_only: bool) -> None:
+    """Name the file and the closest valid key for a key no flag has (jsonargparse names neither); the
+    twin's name a Lightning flag as such."""
+    known = _flag_names(parser, numpy_only)
     for path in _config_paths(argv):
         try:
             table = yaml.safe_load(Path(path).read_text())
@@ -297,6 +301,8 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> 
         if not isinstance(table, dict):
             continue
         for key in table:
+            if numpy_only and key in TRAINER_FLAG_NAMES:
+                raise ConfigError(f"--config {path}: {lightning_flag(key)}")
             if isinstance(key, str) and key not in known and key != "config":
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
@@ -316,14 +322,19 @@ def _config_paths(argv: Sequence[str]) -> list[str]:
     return paths
 
 
+TRAINER_FLAG_NAMES = frozenset(f.name for f in dataclasses.fields(TrainerFlags))
+
+
+def lightning_flag(name: str) -> str:
+    """What the twin answers a Lightning flag, given on its command line or in its --config."""
+    return f"--{name} is a Lightning flag (scripts/fit.py only); the twin trains in NumPy on the CPU"
+
+
 def _refuse_trainer_flags(argv: list[str], prog: str) -> None:
-    # a config file may carry them (one YAML drives both scripts); the command line may not
     for arg in argv:
         name = arg.split("=", 1)[0].removeprefix("--")
-        if arg.startswith("--") and name in {f.name for f in dataclasses.fields(TrainerFlags)}:
-            raise ConfigError(
-                f"--{name} is a Lightning flag; {prog} trains in NumPy on the CPU and does not take it"
-            )
+        if arg.startswith("--") and name in TRAINER_FLAG_NAMES:
+            raise ConfigError(lightning_flag(name))
 
 
 _TYPE_ERROR = re.compile(r'Parser key "(\w+)":\s*Expected a <class \'(\w+)\'>\. Got value: (.*)', re.S)
