@@ -367,3 +367,19 @@ def test_tree_parser_reads_folders_by_indentation_and_shared_lines():
         "pkg/d.py",
         "top/x.py",
     ]
+
+
+def test_repository_changes_sees_a_file_written_into_a_checkout_and_not_an_ignored_one(tmp_path):
+    """What conftest's session end compares: the suite fails when it leaves a new or changed file."""
+    from tests.helpers import repository_changes
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("logs/*\n")
+    before = repository_changes(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.txt").write_text("ignored")
+    assert repository_changes(tmp_path) == before
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "run.txt").write_text("written")
+    assert repository_changes(tmp_path) - before == {"?? ref/run.txt"}
+    assert repository_changes(tmp_path / "not-a-checkout") is None
