@@ -144,7 +144,10 @@ def test_the_deferred_guard_undoes_a_bad_step_and_every_later_one_and_names_the_
 
 
 @pytest.mark.parametrize(
-    ("script", "flags"), [("fit.py", SMALL), ("baseline_numpy.py", SMALL[2:])], ids=["fit", "twin"]
+    ("script", "flags"),
+    # fit.py in a fresh interpreter that imports Lightning: the slow suite; in-process tests above
+    [pytest.param("fit.py", SMALL, marks=pytest.mark.slow), ("baseline_numpy.py", SMALL[2:])],
+    ids=["fit", "twin"],
 )
 def test_a_diverging_run_prints_the_projects_message_first_and_no_library_warning(tmp_path, script, flags):
     """torchmetrics warned of the NaN loss, numpy of the overflow, ahead of the message that explains it."""
