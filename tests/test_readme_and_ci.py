@@ -9,6 +9,7 @@ none lies outside the repository, and the README's file tree lists every module 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import subprocess
@@ -383,3 +384,13 @@ def test_repository_changes_sees_a_file_written_into_a_checkout_and_not_an_ignor
     (tmp_path / "ref" / "run.txt").write_text("written")
     assert repository_changes(tmp_path) - before == {"?? ref/run.txt"}
     assert repository_changes(tmp_path / "not-a-checkout") is None
+
+
+def test_the_docs_give_the_image_grids_margin_and_the_help_names_classes_not_blobs():
+    from mlp_lightning.core.boundary_image import GRID_MARGIN
+    from mlp_lightning.core.hparams import HParams
+
+    tensorboard = (REPO / "docs" / "tensorboard.md").read_text(encoding="utf-8")
+    assert f"{GRID_MARGIN:.0%} of their extent" in tensorboard and "plus 1.0 on every side" not in tensorboard
+    help_text = next(f.metadata["help"] for f in dataclasses.fields(HParams) if f.name == "num_classes")
+    assert "blobs" not in help_text, help_text
