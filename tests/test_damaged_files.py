@@ -538,7 +538,7 @@ def test_a_checkpoints_loop_counters_and_process_states_of_the_wrong_type_are_re
         ("fit.py", "flip last.ckpt", "fails its checksum"),
         ("baseline_numpy.py", "cut last.npz", "is truncated"),
         ("fit.py", "config not UTF-8", "not a UTF-8 text file"),
-        ("baseline_numpy.py", "config lr: null", "--lr must be a finite number, got None"),
+        ("baseline_numpy.py", "config dropout: null", "--dropout must be a finite number, got None"),
         ("export_weights.py", "empty weights.npz", "cannot read"),
         ("export_weights.py", "pickled payload in last.ckpt", "nothing in it was run"),
     ],
@@ -557,7 +557,7 @@ def test_scripts_refuse_a_damaged_file_in_one_line_and_write_nothing(runs, tmp_p
         npz.write_bytes(npz.read_bytes()[:-30])
         argv = ["--resume", str(twin), "--max_epochs", "3"]
     elif damage.startswith("config"):
-        config.write_bytes(b"lr: 0.1\n# caf\xe9\n" if "UTF-8" in damage else b"lr: null\n")
+        config.write_bytes(b"lr: 0.1\n# caf\xe9\n" if "UTF-8" in damage else b"dropout: null\n")
         argv = [f"--config={config}", "--logdir", str(logdir)]
     elif damage == "empty weights.npz":
         (twin / "weights.npz").write_bytes(b"")
