@@ -35,8 +35,16 @@ from mlp_lightning.core.hparams import (
 )
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, LOG_EVERY_N_STEPS, RunArgs, TrainerFlags
-from mlp_lightning.runs.layout import check_logdir
-from mlp_lightning.runs.resume import RESUME_NEWEST
+from mlp_lightning.runs.files import stored_hparams
+from mlp_lightning.runs.layout import (
+    HPARAMS_FILE,
+    LIGHTNING_CHECKPOINT,
+    LIGHTNING_TRAINER,
+    NUMPY_TRAINER,
+    TWIN_CHECKPOINT,
+    check_logdir,
+)
+from mlp_lightning.runs.resume import RESUME_MAY_CHANGE, RESUME_NEWEST, resolve_resume
 from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs, hparams_key
 
 _TRAINER_HELP = {
@@ -58,7 +66,8 @@ class _HelpFormatter(DefaultHelpFormatter):
         return text
 
 
-def build_parser(prog: str, description: str) -> ArgumentParser:
+def build_parser(prog: str, description: str, lightning: bool = True) -> ArgumentParser:
+    """The flags of a run; ``lightning``: with Lightning's (fit.py), without them for the twin."""
     # no abbreviations: --max_epoch must not quietly mean --max_epochs
     parser = ArgumentParser(
         prog=prog, description=description, exit_on_error=False, allow_abbrev=False,
@@ -91,6 +100,8 @@ def build_parser(prog: str, description: str) -> ArgumentParser:
         help="also write the training batch's loss (train/loss_step) every this many optimizer steps "
         "(0: per-epoch scalars only)",
     )  # fmt: skip
+    if not lightning:
+        return parser
     group = parser.add_argument_group("Lightning (fit.py only)")
     trainer_types = get_type_hints(TrainerFlags)
     for f in dataclasses.fields(TrainerFlags):
@@ -111,13 +122,13 @@ def parse_numpy_args(argv: Sequence[str] | None = None, prog: str = "baseline_nu
 def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: bool) -> RunArgs:
     script = sys.argv[0] if argv is None else f"scripts/{prog}"
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(prog, description)
+    parser = build_parser(prog, description, lightning=not numpy_only)
     try:
         # --print_config is answered below, once the set's own defaults are resolved, not by jsonargparse
         argv, print_config = _take_print_config(argv)
         if numpy_only:
             _refuse_trainer_flags(argv, prog)
-        _refuse_unknown_config_keys(argv, parser)
+        _refuse_unknown_config_keys(argv, parser, numpy_only)
         try:
             ns = parser.parse_args(argv)
         except ArgumentError as err:
@@ -128,9 +139,9 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         # a resume compares the hyperparameters given here with the ones its checkpoint stores
         given = given_flags(argv, ns)
         hp = validate(with_data_file(HParams(**{name: ns[name] for name in flag_names()}), given))
-        trainer = validate_trainer(
+        trainer = TrainerFlags() if numpy_only else validate_trainer(
             TrainerFlags(**{f.name: ns[f.name] for f in dataclasses.fields(TrainerFlags)})
-        )
+        )  # fmt: skip
         logdir = Path(ns.logdir)
         # a resumed run writes into its own run directory, wherever that is: only a new run's logdir
         # must be creatable here
@@ -139,6 +150,8 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
             if ns[name] < 0:
                 raise ConfigError(f"--{name} must be an integer >= 0, got {ns[name]!r}")
         ns = with_resolved_defaults(ns, hp)
+        if ns.resume is not None:  # --print_config and the run's TEXT entry: what the resumed run trains with
+            ns = with_resumed_run(ns, hp, given, NUMPY_TRAINER if numpy_only else LIGHTNING_TRAINER)
         if print_config is not None:
             sys.stdout.write(printed_config(parser, ns, print_config))
             raise SystemExit(0)
@@ -192,6 +205,25 @@ def with_resolved_defaults(ns, hp: HParams):
     if hp.data:  # the file's own size, as the run records it
         ns["dim"], ns["num_classes"] = hp.dim, hp.num_classes
     return ns
+
+
+def with_resumed_run(ns, hp: HParams, given: frozenset[str], trainer: str):
+    """``ns`` with the hyperparameters of the run ``--resume`` continues, a given ``--max_epochs`` (what may
+    change) in place of its own; ``ns`` as it is when the run cannot be read (the trainer says why)."""
+    filename = TWIN_CHECKPOINT if trainer == NUMPY_TRAINER else LIGHTNING_CHECKPOINT
+    try:
+        target = resolve_resume(ns.resume, Path(ns.logdir), trainer, filename, note=False)
+        path = target.run_dir / HPARAMS_FILE
+        stored = stored_hparams(yaml.safe_load(path.read_text()), path)
+    except (ConfigError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ns
+    changed = {name: getattr(hp, name) for name in RESUME_MAY_CHANGE if name in given}
+    resumed = dataclasses.replace(stored, **changed)
+    ns = ns.clone()
+    for name in flag_names():
+        if name in resumed.as_dict():
+            ns[name] = getattr(resumed, name)
+    return with_resolved_defaults(ns, resumed)
 
 
 def printed_config(parser: ArgumentParser, ns, options: str = "") -> str:
@@ -265,9 +297,10 @@ def unknown_flag_message(flag: str, options: Sequence[str]) -> str:
     return f"unknown flag {flag} ({hint})"
 
 
-def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> None:
-    """Name the file and the closest valid key for a key no flag has (jsonargparse names neither)."""
-    known = _flag_names(parser, numpy_only=False)  # a config may carry the Lightning flags for fit.py
+def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser, numpy_only: bool) -> None:
+    """Name the file and the closest valid key for a key no flag has (jsonargparse names neither); the
+    twin's name a Lightning flag as such."""
+    known = _flag_names(parser, numpy_only)
     for path in _config_paths(argv):
         try:
             table = yaml.safe_load(Path(path).read_text())
@@ -280,6 +313,8 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser) -> 
         if not isinstance(table, dict):
             continue
         for key, value in table.items():
+            if numpy_only and key in TRAINER_FLAG_NAMES:
+                raise ConfigError(f"--config {path}: {lightning_flag(key)}")
             if key == "drop" and not isinstance(value, list | None):  # jsonargparse's words name nothing
                 raise ConfigError(
                     f"--config {path}: drop must be a list of column names ([a, b]), got {value!r}"
@@ -303,14 +338,19 @@ def _config_paths(argv: Sequence[str]) -> list[str]:
     return paths
 
 
+TRAINER_FLAG_NAMES = frozenset(f.name for f in dataclasses.fields(TrainerFlags))
+
+
+def lightning_flag(name: str) -> str:
+    """What the twin answers a Lightning flag, given on its command line or in its --config."""
+    return f"--{name} is a Lightning flag (scripts/fit.py only); the twin trains in NumPy on the CPU"
+
+
 def _refuse_trainer_flags(argv: list[str], prog: str) -> None:
-    # a config file may carry them (one YAML drives both scripts); the command line may not
     for arg in argv:
         name = arg.split("=", 1)[0].removeprefix("--")
-        if arg.startswith("--") and name in {f.name for f in dataclasses.fields(TrainerFlags)}:
-            raise ConfigError(
-                f"--{name} is a Lightning flag; {prog} trains in NumPy on the CPU and does not take it"
-            )
+        if arg.startswith("--") and name in TRAINER_FLAG_NAMES:
+            raise ConfigError(lightning_flag(name))
 
 
 _TYPE_ERROR = re.compile(r'Parser key "(\w+)":\s*Expected a <class \'(\w+)\'>\. Got value: (.*)', re.S)

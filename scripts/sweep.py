@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         return summarize(args) if args.summarize else run_sweep(args, scripts)
     except WriteFailed as err:  # the figure; each run reports its own files
         return fail_write("sweep.py", err)
+    except KeyboardInterrupt:  # outside the pool (which stops its runs itself): reading runs, the report
+        print(
+            "sweep.py: stopped by SIGINT; the same command goes on where the sweep stopped", file=sys.stderr
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -224,3 +224,16 @@ def setup_problem(required: tuple[str, ...] = REQUIRED) -> str | None:
         f"this Python ({sys.executable}) lacks {', '.join(missing)}: set up first, in a virtual "
         'environment: pip install "torch==2.13.0" -e ".[dev]" (the README\'s test command)'
     )
+
+
+def repository_changes(root: Path = REPO) -> set[str] | None:
+    """``git status --porcelain`` of ``root``, one entry a path: what is new or changed beside the commit
+    (ignored paths, such as logs/ runs, not among them). None outside a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(done.stdout.splitlines()) if done.returncode == 0 else None

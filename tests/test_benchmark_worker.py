@@ -11,6 +11,7 @@ from benchmarks.sections import worker
 TINY = dict(n_per_class=32, dim=4, hidden_dim=8, batch_size=16, max_epochs=1)
 
 
+@pytest.mark.slow  # a benchmark worker process that imports Lightning
 def test_a_workers_progress_lines_are_echoed_before_its_result(capsys):
     result = worker({"task": "overhead", "hp": TINY, "repeats": 1})
 

@@ -71,12 +71,6 @@ def test_an_unknown_config_key_like_no_valid_one_lists_the_allowed_keys(tmp_path
     assert "hidden_dim" in line and "accelerator" in line and "print_config" not in line
 
 
-def test_the_twin_accepts_lightning_keys_in_a_config_shared_with_fit(tmp_path):
-    config = tmp_path / "run.yaml"
-    config.write_text("hidden_dim: 8\naccelerator: cpu\n")
-    assert parse_numpy_args(["--config", str(config)]).hp.hidden_dim == 8
-
-
 def helper_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="compare.py")
     parser.add_argument("--check", action="store_true")

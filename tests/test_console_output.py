@@ -61,7 +61,8 @@ def test_a_run_stopped_by_sigint_off_a_terminal_prints_whole_lines_without_carri
     assert "\r" not in out and "\r" not in err
     assert all(SUMMARY.fullmatch(line) for line in out.splitlines()), out[-2000:]
     stop, resume = err.splitlines()
-    assert re.match(rf"{re.escape(script)}: stopped by SIGINT (in epoch \d+ )?after step \d+; ", stop), err
+    how_far = r"\d+ epochs? and \d+ steps? done"  # as the resume line says it
+    assert re.match(rf"{re.escape(script)}: stopped by SIGINT with {how_far}; ", stop), err
     assert resume.startswith(f"resume with: python scripts/{script} --resume ")
 
 
@@ -107,11 +108,12 @@ def test_in_a_terminal_the_bar_counts_from_1_and_summaries_and_the_stop_message_
 ):
     trainer, _, flags = SCRIPTS[script]
     cmd = [sys.executable, str(REPO / "scripts" / script), *flags, *SMALL, "--max_epochs", "100000"]
-    code, out = _run_in_a_terminal([*cmd, "--logdir", str(tmp_path)], stop_after=b"epoch 05 |")
+    # a 100000-epoch run reports every 3575 epochs after the first (at most 30 lines): stop after it
+    code, out = _run_in_a_terminal([*cmd, "--logdir", str(tmp_path)], stop_after=b"epoch 01 |")
     assert code == 130, out[-2000:]
     assert "Epoch 1/100000" in out and "Epoch 0" not in out  # the bar was drawn, counting from 1
     summaries = _starts_a_line(out, SUMMARY.pattern)
-    assert len(summaries) >= 2 and all(summaries), out[-3000:]
+    assert len(summaries) >= 1 and all(summaries), out[-3000:]
     assert _starts_a_line(out, rf"{re.escape(script)}: stopped by SIGINT") == [True], out[-3000:]
     assert _starts_a_line(out, "resume with: ") == [True]
 

@@ -47,6 +47,7 @@ LIGHTNING_FILES = [("lightning", EVENTS, "."), ("lightning", "hparams.yaml", "."
 TWIN_FILES = [("numpy", EVENTS, "."), ("numpy", "hparams.yaml", "."), ("numpy", "last.npz", "checkpoints"),
               ("numpy", "weights.npz", "."), ("numpy", "metrics.csv", ".")]  # fmt: skip
 RUN_FILES = LIGHTNING_FILES + TWIN_FILES
+QUICK_FILES = ("last.ckpt", "last.npz")  # the resumable checkpoints: the quick suite's midway faults
 PROGS = {"lightning": "fit.py", "numpy": "baseline_numpy.py"}
 
 
@@ -141,7 +142,11 @@ def _midway(reference, trainer: str, name: str) -> int:
 
 @pytest.mark.parametrize(
     ("trainer", "name", "where", "err_no"),
-    [(*f, ERRNOS[i % len(ERRNOS)]) for i, f in enumerate(RUN_FILES)],
+    # one file of each trainer here; every file, errno and moment in the slow suite below
+    [
+        pytest.param(*f, ERRNOS[i % len(ERRNOS)], marks=() if f[1] in QUICK_FILES else pytest.mark.slow)
+        for i, f in enumerate(RUN_FILES)
+    ],
     ids=[f"{t}-{n}" for t, n, _ in RUN_FILES],
 )
 def test_a_refused_write_midway_ends_the_run_in_one_line_and_the_resume_ends_bit_for_bit(

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mlp_lightning.cli import parse_fit_args
+from mlp_lightning.core.report import done_words
 from mlp_lightning.lightning import train as train_module
 from mlp_lightning.lightning.callbacks import DivergenceGuard
 from mlp_lightning.lightning.train import fit
@@ -69,8 +70,7 @@ def test_huge_learning_rate_stops_before_the_step_with_epoch_and_step_and_keeps_
     assert f"training diverged at epoch {epoch}, step {steps_done + 1}: non-finite loss" in line
     outcome = "stopped before the optimizer step" if guard_mode == "immediate" else "its update was undone"
     assert outcome in line and "--lr" in line
-    saved_epoch = (steps_done - 1) // STEPS_PER_EPOCH + 1  # the epoch its last step belongs to
-    assert f"the last good checkpoint (epoch {saved_epoch}, step {steps_done})" in err
+    assert f"the last good checkpoint ({done_words(steps_done // STEPS_PER_EPOCH, steps_done)})" in err
     assert "Traceback" not in err
     ckpt = last_checkpoint(tmp_path)
     assert ckpt["global_step"] == steps_done  # saved after the last step that was taken
@@ -144,7 +144,10 @@ def test_the_deferred_guard_undoes_a_bad_step_and_every_later_one_and_names_the_
 
 
 @pytest.mark.parametrize(
-    ("script", "flags"), [("fit.py", SMALL), ("baseline_numpy.py", SMALL[2:])], ids=["fit", "twin"]
+    ("script", "flags"),
+    # fit.py in a fresh interpreter that imports Lightning: the slow suite; in-process tests above
+    [pytest.param("fit.py", SMALL, marks=pytest.mark.slow), ("baseline_numpy.py", SMALL[2:])],
+    ids=["fit", "twin"],
 )
 def test_a_diverging_run_prints_the_projects_message_first_and_no_library_warning(tmp_path, script, flags):
     """torchmetrics warned of the NaN loss, numpy of the overflow, ahead of the message that explains it."""

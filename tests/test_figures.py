@@ -18,9 +18,10 @@ SETS = {
     "spirals": ["--dataset", "spirals"],
     "file": ["--data", "{file}"],
 }
+QUICK = ("circles_3", "file")  # three classes, and a user's file; the others in the slow suite
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in SETS])
 def test_the_figure_draws_each_sets_boundaries_over_its_validation_points(
     name, tmp_path, monkeypatch, capsys
 ):

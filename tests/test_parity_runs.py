@@ -70,6 +70,7 @@ def twin_dropout_finals(logdir) -> np.ndarray:
     return np.array([final_val(run_numpy(["--seed", str(seed)], logdir)) for seed in DROPOUT_SEEDS])
 
 
+@pytest.mark.slow  # five Lightning runs of the default size: a soak over seeds
 def test_with_dropout_the_twins_agree_in_distribution_over_seeds(lightning_dropout_finals, tmp_path):
     ok, detail = agree_in_distribution(
         twin_dropout_finals(tmp_path), lightning_dropout_finals, HParams().n_val
@@ -77,6 +78,7 @@ def test_with_dropout_the_twins_agree_in_distribution_over_seeds(lightning_dropo
     assert ok, detail
 
 
+@pytest.mark.slow  # shares the five Lightning runs above
 def test_the_dropout_check_catches_a_twin_without_inverted_scaling(
     lightning_dropout_finals, tmp_path, monkeypatch
 ):

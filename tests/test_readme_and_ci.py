@@ -9,6 +9,7 @@ none lies outside the repository, and the README's file tree lists every module 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import subprocess
@@ -83,6 +84,27 @@ def test_ci_run_runs_each_command_with_bash_in_a_fresh_venv_and_then_ruff():
     assert "-eq 5" in ci, "pytest's exit 5 (no tests collected) is not treated as a failure"
     assert "ruff check ." in ci
     assert "ruff format --check ." in ci
+
+
+def test_a_bare_pytest_is_the_quick_suite_and_the_readme_says_how_to_run_the_slow_tests(pytestconfig):
+    """The README's test command finishes in minutes: the slow tests are left out unless asked for."""
+    addopts = pytestconfig.getini("addopts")  # split as a shell splits it
+    assert "-m" in addopts and addopts[addopts.index("-m") + 1] == "not slow", addopts
+    readme = README.read_text(encoding="utf-8")
+    assert "`pytest -m slow`" in readme, "the README does not say how to run the slow tests"
+
+
+def test_ci_run_runs_the_slow_tests_after_the_readme_commands_and_fails_when_none_is_collected():
+    ci = CI_RUN.read_text(encoding="utf-8")
+    readme_loop, slow_step = (
+        ci.index('for command in "${commands[@]}"'),
+        ci.index("pytest -m slow </dev/null"),
+    )
+    assert readme_loop < slow_step < ci.index("ruff check ."), (
+        "the slow step is not between the README and ruff"
+    )
+    after = ci[slow_step:]
+    assert "$status -eq 5" in after[: after.index("ruff check .")], "exit 5 (no slow test collected) passes"
 
 
 @pytest.mark.parametrize(
@@ -346,3 +368,29 @@ def test_tree_parser_reads_folders_by_indentation_and_shared_lines():
         "pkg/d.py",
         "top/x.py",
     ]
+
+
+def test_repository_changes_sees_a_file_written_into_a_checkout_and_not_an_ignored_one(tmp_path):
+    """What conftest's session end compares: the suite fails when it leaves a new or changed file."""
+    from tests.helpers import repository_changes
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("logs/*\n")
+    before = repository_changes(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.txt").write_text("ignored")
+    assert repository_changes(tmp_path) == before
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "run.txt").write_text("written")
+    assert repository_changes(tmp_path) - before == {"?? ref/run.txt"}
+    assert repository_changes(tmp_path / "not-a-checkout") is None
+
+
+def test_the_docs_give_the_image_grids_margin_and_the_help_names_classes_not_blobs():
+    from mlp_lightning.core.boundary_image import GRID_MARGIN
+    from mlp_lightning.core.hparams import HParams
+
+    tensorboard = (REPO / "docs" / "tensorboard.md").read_text(encoding="utf-8")
+    assert f"{GRID_MARGIN:.0%} of their extent" in tensorboard and "plus 1.0 on every side" not in tensorboard
+    help_text = next(f.metadata["help"] for f in dataclasses.fields(HParams) if f.name == "num_classes")
+    assert "blobs" not in help_text, help_text

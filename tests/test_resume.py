@@ -73,13 +73,22 @@ def reference(tmp_path_factory):
     return read_scalars(run_dir), final_state(run_dir)
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     ("where", "signum", "kwargs"),
     [
         ("mid_epoch", signal.SIGINT, {"step": 6}),
-        ("last_batch_of_an_epoch", signal.SIGTERM, {"step": STEPS_PER_EPOCH}),
-        ("epoch_boundary_during_validation", signal.SIGINT, {"validation_after_step": STEPS_PER_EPOCH}),
-        ("first_batch", signal.SIGTERM, {"step": 1}),
+        # the other moments: the slow suite (pytest -m slow)
+        pytest.param("last_batch_of_an_epoch", signal.SIGTERM, {"step": STEPS_PER_EPOCH}, marks=SLOW),
+        pytest.param(
+            "epoch_boundary_during_validation",
+            signal.SIGINT,
+            {"validation_after_step": STEPS_PER_EPOCH},
+            marks=SLOW,
+        ),
+        pytest.param("first_batch", signal.SIGTERM, {"step": 1}, marks=SLOW),
     ],
 )
 def test_interrupted_then_resumed_run_equals_the_uninterrupted_one_bit_for_bit(

@@ -48,8 +48,9 @@ def reference(tmp_path_factory):
     ("where", "step", "signum"),
     [
         ("mid_epoch", 6, signal.SIGINT),
-        ("last_batch_of_an_epoch", 4, signal.SIGTERM),
-        ("first", 1, signal.SIGINT),
+        # the other moments: the slow suite (pytest -m slow)
+        pytest.param("last_batch_of_an_epoch", 4, signal.SIGTERM, marks=pytest.mark.slow),
+        pytest.param("first", 1, signal.SIGINT, marks=pytest.mark.slow),
     ],
 )
 def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(

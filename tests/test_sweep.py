@@ -171,7 +171,12 @@ def test_the_pool_runs_at_most_jobs_runs_at_once_each_on_its_share_of_the_cpus(t
         monkeypatch.delenv(name, raising=False)
     jobs = [Job("numpy", Combination((("seed", str(seed)),), {})) for seed in range(5)]
     done = []
-    assert run_pool(jobs, logdir, scripts, 2, lambda job, code, s, out: done.append((code, out.split()))) == 0
+    assert (
+        run_pool(
+            jobs, logdir, scripts, 2, lambda job, code, s, out, stopping: done.append((code, out.split()))
+        )
+        == 0
+    )
     assert len(done) == 5 and all(code == 0 for code, _ in done), done
     assert all(1 <= int(out[0]) <= 2 for _, out in done)  # the runs alive as each one looked
     assert all(out[1:] == [str(threads_per_job(2))] * len(THREAD_VARIABLES) for _, out in done)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlp_lightning.analysis.figures import write_comparison_figure
 from mlp_lightning.analysis.logged_run import (
-    FIELD_TYPES,
+    INT_FIELDS,
     Run,
     differences,
     load_run,
@@ -46,7 +46,7 @@ def hparam_differences(a: Run, b: Run) -> list[str]:
 def format_hparam(name: str, value: float | int | str) -> str:
     """A hyperparameter as its flag takes it: TensorBoard stores every number as a float, so an
     integer field's ``30.0`` prints as ``30``; a float field's ``2.0`` stays ``2.0``."""
-    if FIELD_TYPES.get(name) is int and isinstance(value, float) and value.is_integer():
+    if name in INT_FIELDS and isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
 
@@ -114,18 +114,22 @@ def _steps_differ(a: Run, b: Run) -> str | None:
     return None
 
 
+TABLE_WIDTH = 100  # columns at most: a terminal's, a CI log's
+
+
 def format_table(a: Run, b: Run) -> str:
-    """Per epoch (1-based, as the console prints), each tag's value in A and B and A - B."""
+    """Per epoch (1-based, as the console prints), each tag's value in A and A - B (B is A minus that;
+    both are in TensorBoard): 93 columns, within ``TABLE_WIDTH``."""
     diffs = differences(a, b)
-    head1 = f"{'':>5} {'':>6} " + " ".join(f"{tag:^32}" for tag in METRIC_TAGS)
-    head2 = f"{'epoch':>5} {'step':>6} " + " ".join(f"{'A':>10} {'B':>10} {'A - B':>10}" for _ in METRIC_TAGS)
+    head1 = f"{'':>5} {'':>6} " + " ".join(f"{tag:^19}" for tag in METRIC_TAGS)
+    head2 = f"{'epoch':>5} {'step':>6} " + " ".join(f"{'A':>9} {'A - B':>9}" for _ in METRIC_TAGS)
     lines = [f"A = {a.name}   B = {b.name}", head1, head2]
     for i in range(min(len(a.steps), len(b.steps))):
         step = str(a.steps[i]) if a.steps[i] == b.steps[i] else f"{a.steps[i]}/{b.steps[i]}"
-        cells = [f"{a.scalars[t][i]:10.6f} {b.scalars[t][i]:10.6f} {diffs[t][i]:10.2e}" for t in METRIC_TAGS]
+        cells = [f"{a.scalars[t][i]:9.6f} {diffs[t][i]:9.1e}" for t in METRIC_TAGS]
         lines.append(f"{i + 1:>5} {step:>6} " + " ".join(cells))
     worst = max_differences(a, b)
-    lines.append(f"{'max |A - B|':>12} " + " ".join(f"{'':>21} {worst[t]:10.2e}" for t in METRIC_TAGS))
+    lines.append(f"{'max |A - B|':>12} " + " ".join(f"{'':>9} {worst[t]:9.1e}" for t in METRIC_TAGS))
     return "\n".join(lines)
 
 

@@ -20,9 +20,11 @@ from mlp_lightning.core.errors import RunError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS
 from mlp_lightning.runs.layout import run_name, versions
+from mlp_lightning.runs.outcome import failed_in_epoch, failure_words, newest_not_failed
 
-# each hyperparameter's type, as its resolved default has it (an Optional one resolves to its set's own)
-FIELD_TYPES = {f.name: type(getattr(HParams(), f.name)) for f in dataclasses.fields(HParams)}
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(HParams)}
+# the integer hyperparameters, by their resolved default (max_epochs is Optional[int]: None is the set's own)
+INT_FIELDS = frozenset(f.name for f in dataclasses.fields(HParams) if type(getattr(HParams(), f.name)) is int)
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,7 @@ class Run:
 
     def typed_hparams(self) -> HParams:
         """The session's hyperparameters as ``HParams`` (TensorBoard stores numbers as floats)."""
-        types = FIELD_TYPES
-        values = {k: int(v) if types[k] is int else v for k, v in self.hparams.items() if k in types}
+        values = {k: int(v) if k in INT_FIELDS else v for k, v in self.hparams.items() if k in FIELD_TYPES}
         for name in ("class_names", "drop"):  # the tab holds a list of names as one string, ", "-joined
             if isinstance(values.get(name), str):
                 values[name] = tuple(values[name].split(", ")) if values[name] else ()
@@ -50,11 +51,15 @@ class Run:
 
 
 def newest_run(logdir: Path, trainer: str) -> Path:
-    """``<logdir>/<trainer>/version_N`` with the highest N."""
+    """``<logdir>/<trainer>/version_N`` with the highest N whose run did not fail (diverged, crashed); a note
+    on stdout names the newer ones passed over and why."""
     found = versions(Path(logdir) / trainer)
     if not found:
         raise RunError(f"no {trainer} run under {Path(logdir) / trainer}; train one first, or name two runs")
-    return Path(logdir) / run_name(trainer, found[-1])
+    run_dir = newest_not_failed([Path(logdir) / run_name(trainer, v) for v in reversed(found)], "compare.py")
+    if run_dir is None:
+        raise RunError(f"every {trainer} run under {Path(logdir) / trainer} failed; train one that finishes")
+    return run_dir
 
 
 def load_run(path: str | Path) -> Run:
@@ -79,7 +84,9 @@ def load_run(path: str | Path) -> Run:
         raise RunError(f"{path}: half-written: no HPARAMS session end (still training, or it was stopped)")
     end = hp_metadata.parse_session_end_info_plugin_data(hp_content[hp_metadata.SESSION_END_INFO_TAG])
     if end.status != 1:  # api_pb2.STATUS_SUCCESS
-        raise RunError(f"{path}: the run did not finish successfully (session status {end.status})")
+        epoch = failed_in_epoch(path)
+        why = failure_words(epoch) if epoch is not None else "it did not finish"
+        raise RunError(f"{path}: {why}; compare a run that finished")
 
     missing = [tag for tag in METRIC_TAGS if tag not in tags["scalars"]]
     if missing:
@@ -121,15 +128,7 @@ def _hparams_content(acc) -> dict:
 
 def ended_in_failure(path: str | Path) -> bool:
     """Whether the run's HPARAMS session ended as failed (diverged or crashed), not stopped to be resumed."""
-    from tensorboard.plugins.hparams import api_pb2
-    from tensorboard.plugins.hparams import metadata as hp_metadata
-
-    if not any(Path(path).glob("events.out.tfevents.*")):
-        return False
-    end = _hparams_content(_accumulator(Path(path))).get(hp_metadata.SESSION_END_INFO_TAG)
-    if end is None:
-        return False
-    return hp_metadata.parse_session_end_info_plugin_data(end).status == api_pb2.STATUS_FAILURE
+    return failed_in_epoch(path) is not None
 
 
 def _hparam_value(value) -> float | int | str:

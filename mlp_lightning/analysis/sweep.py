@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
+import shutil
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,32 +93,88 @@ def run_sweep(args: SweepArgs, scripts: Path) -> int:
         f"{resumed} to resume, {len(work.todo) - resumed} to start ({args.jobs} at a time)",
         flush=True,
     )
-    runs, failed, ended = dict(work.finished), [], itertools.count(1)
+    runs, failed, stopped, ended = dict(work.finished), [], [], itertools.count(1)
+    live = LiveLine(sys.stdout)
 
-    def on_done(job: Job, code: int, seconds: float, output: str) -> None:
+    def on_done(job: Job, code: int, seconds: float, output: str, stopping: bool) -> None:
+        live.clear()
         head = f"[{next(ended)}/{len(work.todo)}] {job.label}"
-        run = finished_run(job, stored) if code == 0 else None
+        # while the sweep stops, a run may have finished, or ended before it began: never "failed"
+        run = finished_run(job, stored) if code == 0 or stopping else None
         if run is not None:
             runs[Job(job.trainer, job.combination)] = run
             again = "resumed, " if job.resume is not None else ""
             line = f"val loss {run.scalars[VAL_LOSS][-1]:.4f} acc {run.scalars[VAL_ACC][-1]:.4f}"
             print(f"{head}: {line} ({again}{seconds:.1f} s)", flush=True)
-        elif code in EXIT_CODES.values():
-            failed.append(job)
-            print(f"{head}: stopped, checkpoint saved; the same sweep command resumes it", flush=True)
+        elif stopping or code in EXIT_CODES.values():
+            if resumable_run(job, stored) is not None:
+                stopped.append(job)
+                print(f"{head}: stopped, checkpoint saved; the same sweep command resumes it", flush=True)
+            else:  # ended while starting, or before its first save
+                print(f"{head}: not started (no checkpoint); the same sweep command starts it", flush=True)
         else:
             failed.append(job)
             last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
             why = "no finished run of it reads back" if code == 0 else last[0]
             print(f"{head}: failed (exit {code}): {why}", flush=True)
 
-    code = run_pool(work.todo, args.logdir, scripts, args.jobs, on_done)
+    code = run_pool(work.todo, args.logdir, scripts, args.jobs, on_done, live.show)
+    live.clear()
     if code:
-        print(f"sweep: stopped by a signal; run the same command again to resume ({args.logdir})", flush=True)
+        done = len(runs) - len(work.finished)
+        not_started = len(work.todo) - done - len(stopped) - len(failed)
+        counts = f"{done} finished, {len(stopped)} stopped, {not_started} not started"
+        print(
+            f"sweep: stopped by a signal ({counts}); the same command finishes it ({args.logdir})", flush=True
+        )
         return code
     print()
     report(list(runs.values()), args.logdir)
     return 1 if failed else 0
+
+
+_SUMMARY = re.compile(r"^epoch (\d+) \|", re.MULTILINE)
+
+
+def training_line(printed: dict[Job, str]) -> str:
+    """``training: numpy seed=0 (epoch 5/30), lightning seed=0 (starting)``: each run in progress and
+    the last epoch it reported."""
+    parts = []
+    for job, output in printed.items():
+        epochs = _SUMMARY.findall(output)
+        total = job.combination.hparams.get("max_epochs", "?")
+        state = f"epoch {int(epochs[-1])}/{total}" if epochs else "resuming" if job.resume else "starting"
+        parts.append(f"{job.label} ({state})")
+    return "training: " + ", ".join(parts)
+
+
+class LiveLine:
+    """The runs in progress, on one line: redrawn in place on a terminal; off one, a plain line when it
+    changed, at most every ``PLAIN_S`` seconds, so a log gets whole lines and not too many."""
+
+    PLAIN_S = 10.0
+
+    def __init__(self, stream) -> None:
+        self.stream, self.drawn, self.last, self.at = stream, False, "", -self.PLAIN_S
+        self.terminal = getattr(stream, "isatty", lambda: False)()
+
+    def show(self, printed: dict[Job, str]) -> None:
+        line = training_line(printed)
+        if self.terminal:
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r\x1b[K" + (line if len(line) <= width else line[: width - 1] + "…"))
+            self.stream.flush()
+            self.drawn = True
+        elif line != self.last and time.monotonic() - self.at >= self.PLAIN_S:
+            print(line, file=self.stream, flush=True)
+            self.last, self.at = line, time.monotonic()
+
+    def clear(self) -> None:
+        """Before a line of its own: the live line's place is taken."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.drawn = False
 
 
 def summarize(args: SweepArgs) -> int:

@@ -81,7 +81,7 @@ class HParams:
     offset: float = field(
         default=2.0, metadata=_help("class centers sit at +-offset per feature", generated=True)
     )
-    num_classes: int = field(default=2, metadata=_help("number of blobs (classes)", data=True))
+    num_classes: int = field(default=2, metadata=_help("number of classes", data=True))
     val_fraction: float = field(
         default=0.2, metadata=_help("share of the points held out for validation", data=True)
     )

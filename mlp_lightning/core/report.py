@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
-from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+
+# both trainers' bars: Lightning's TQDMProgressBar.BAR_FORMAT (its rate never inverted to s/it)
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
 
 
 def progress_bar_wanted() -> bool:
@@ -23,21 +27,39 @@ def epoch_description(epoch: int, max_epochs: int) -> str:
     return f"Epoch {epoch}/{max_epochs}"
 
 
+def done_words(epochs_done: int, steps_done: int) -> str:
+    """``6 epochs and 60 steps done``: how far a checkpoint got, in the stop, resume and divergence lines."""
+    return (
+        f"{epochs_done} {_plural(epochs_done, 'epoch')} and {steps_done} {_plural(steps_done, 'step')} done"
+    )
+
+
+def bar_metrics(metrics: dict[str, float]) -> dict[str, str]:
+    """What both bars show after ``Epoch i/N`` and the epoch's steps: each metric tag logged so far."""
+    return {tag: f"{metrics[tag]:.3f}" for tag in METRIC_TAGS if tag in metrics}
+
+
 def resuming_line(run_dir: Path, checkpoint: Path, epochs_done: int, steps_done: int) -> str:
     """What either trainer prints as a ``--resume`` starts."""
-    return (
-        f"resuming {run_dir} from {checkpoint} "
-        f"({epochs_done} {_plural(epochs_done, 'epoch')} and {steps_done} {_plural(steps_done, 'step')} done)"
-    )
+    return f"resuming {run_dir} from {checkpoint} ({done_words(epochs_done, steps_done)})"
 
 
 def _plural(n: int, word: str) -> str:
     return word if n == 1 else f"{word}s"
 
 
+SUMMARY_LINES = 30  # at most, however long the run
+
+
+def report_every(max_epochs: int) -> int:
+    """Every 5 epochs, as the reference notebook prints, up to 140 epochs; then the next multiple of 5
+    that keeps a run to ``SUMMARY_LINES`` lines (the first and the last epoch included)."""
+    return 5 * math.ceil(max_epochs / (5 * (SUMMARY_LINES - 2)))
+
+
 def should_report(epoch: int, max_epochs: int) -> bool:
-    """Print epochs 1, 5, 10, ... and the last (1-based), as the reference notebook does."""
-    return epoch == 1 or epoch % 5 == 0 or epoch == max_epochs
+    """Epoch 1, every ``report_every(max_epochs)`` epochs, and the last (1-based)."""
+    return epoch == 1 or epoch % report_every(max_epochs) == 0 or epoch == max_epochs
 
 
 def val_line(loss: float, acc: float) -> str:
@@ -87,10 +109,10 @@ def already_finished_line(run_dir: Path | str, epochs_done: int) -> str:
 def stopped_lines(
     prog: str, script: str, signal_name: str, saved_at: tuple[int, int], checkpoint, run_dir
 ) -> str:
-    """A run stopped by a signal: where it stopped, what it saved, the command that resumes it."""
-    epoch, step = saved_at
+    """A run stopped by a signal: how far it got (``saved_at``: epochs and steps done at its last save),
+    what it saved, the command that resumes it."""
     return (
-        f"{prog}: stopped by {signal_name} in epoch {epoch + 1} after step {step}; "
+        f"{prog}: stopped by {signal_name} with {done_words(*saved_at)}; "
         f"checkpoint saved to {checkpoint}\n{resume_hint(script, run_dir)}"
     )
 
@@ -112,8 +134,7 @@ def diverged_lines(prog: str, error: Exception, saved_at: tuple[int, int] | None
     """A diverged run: what went wrong, and its last good checkpoint (a resume would diverge again)."""
     if saved_at is None:
         return f"{prog}: {error}\nno checkpoint had been saved yet; nothing to resume"
-    epoch, step = saved_at
     return (
-        f"{prog}: {error}\nthe last good checkpoint (epoch {epoch + 1}, step {step}) is kept: {checkpoint}; "
+        f"{prog}: {error}\nthe last good checkpoint ({done_words(*saved_at)}) is kept: {checkpoint}; "
         "to go on, start a new run with a smaller --lr"
     )

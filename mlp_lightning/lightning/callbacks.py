@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from mlp_lightning.core.errors import DivergenceError, RunInterrupted, WriteFailed
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.report import epoch_description, epoch_line, should_report
+from mlp_lightning.core.report import bar_metrics, epoch_description, epoch_line, should_report
 from mlp_lightning.core.tensorboard_schema import (
     METRIC_TAGS,
     hparams_session_end,
@@ -46,7 +46,8 @@ class EpochSummary(L.Callback):
 
 
 class EpochProgressBar(TQDMProgressBar):
-    """Lightning's bar, counting epochs from 1 as the summaries and messages do, and off unless ``enabled``.
+    """Lightning's bar, counting epochs from 1 as the summaries and messages do, and off unless ``enabled``;
+    it shows what the twin's bar shows (``bar_metrics``).
 
     Lightning's own reads ``Epoch 0`` in the first epoch; in an epoch resumed part-way it
     keeps its placeholder ``Training: 50/?``, since Lightning calls no ``on_train_epoch_start``
@@ -61,6 +62,10 @@ class EpochProgressBar(TQDMProgressBar):
     @property
     def train_description(self) -> str:
         return epoch_description(self.trainer.current_epoch + 1, self.trainer.max_epochs)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, str]:
+        # what the twin's bar shows: the metric tags, without Lightning's v_num
+        return bar_metrics({tag: float(value) for tag, value in trainer.progress_bar_metrics.items()})
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)

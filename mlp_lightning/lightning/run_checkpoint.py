@@ -31,7 +31,12 @@ from torchmetrics import Metric
 from mlp_lightning.core.columns import COLUMNS_KEY, columns_to_stored
 from mlp_lightning.core.errors import DivergenceError, RunInterrupted, WriteFailed
 from mlp_lightning.core.weights import nonfinite_names
-from mlp_lightning.lightning.checkpoint_io import FORMAT_VERSION, PROJECT_KEY, SafeCheckpointIO
+from mlp_lightning.lightning.checkpoint_io import (
+    FORMAT_VERSION,
+    PROJECT_KEY,
+    SafeCheckpointIO,
+    checkpoint_epochs_done,
+)
 from mlp_lightning.lightning.rank_state import gather_rank_states, own_rank_state
 from mlp_lightning.runs.interrupt import StopRequest
 
@@ -96,7 +101,7 @@ class RunCheckpoint(L.Callback):
     ) -> None:
         self.path, self.hparams, self.every_n_steps, self.stop = Path(path), hparams, every_n_steps, stop
         self.trainer_flags = trainer_flags or {}  # a bare --resume trains with them again
-        self.saved_at: tuple[int, int] | None = None  # (0-based epoch, global step) of the last save
+        self.saved_at: tuple[int, int] | None = None  # (epochs done, global step) at the last save
         self.stopped = False  # True once a stop request has been honoured
         self._to_restore: dict[str, Any] | None = None
         self._epochs_done = 0  # complete epochs at the save in progress
@@ -162,7 +167,7 @@ class RunCheckpoint(L.Callback):
         self._epochs_done = epochs_done  # on_save_checkpoint records it
         trainer.save_checkpoint(self.path, weights_only=False)
         self._raise_if_not_written(trainer)
-        self.saved_at = (trainer.current_epoch, trainer.global_step)
+        self.saved_at = (epochs_done, trainer.global_step)
 
     def _raise_if_not_written(self, trainer: L.Trainer) -> None:
         """End every rank with WriteFailed if rank 0's write was refused (the old checkpoint stays)."""
@@ -192,4 +197,4 @@ class RunCheckpoint(L.Callback):
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self._to_restore = checkpoint[PROJECT_KEY]
-        self.saved_at = (checkpoint["epoch"], checkpoint["global_step"])
+        self.saved_at = (checkpoint_epochs_done(checkpoint), checkpoint["global_step"])

@@ -64,7 +64,8 @@ class RunLogger(TensorBoardLogger):
     @rank_zero_only
     def save(self) -> None:
         path = Path(self.log_dir) / HPARAMS_FILE
-        if self.hparams and Path(self.log_dir).is_dir() and not path.is_file():
+        # written again when a resume changed what may change (a longer --max_epochs)
+        if self.hparams and Path(self.log_dir).is_dir() and _text_or_none(path) != hparams_yaml(self.hparams):
             atomic_write_text(hparams_yaml(self.hparams), path)
         with event_file_errors(self.log_dir):
             super().save()  # flushes the events
@@ -86,3 +87,10 @@ def hparams_yaml(hparams: dict[str, Any]) -> str:
     A tuple (the data module's ``class_names``) is written as a list: ``yaml.safe_load`` reads no tuples.
     """
     return yaml.dump({k: list(v) if isinstance(v, tuple) else v for k, v in dict(hparams).items()})
+
+
+def _text_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -155,8 +155,8 @@ class Checkpointer:
     ) -> None:
         self.path, self.every_n_steps, self.stop = Path(path), every_n_steps, stop
         self.max_epochs = max_epochs
-        # (0-based epoch, global step) of the last save, None before the first, as fit.py's RunCheckpoint
-        self.saved_at = (saved.order["epoch"], saved.step) if saved is not None else None
+        # (epochs done, global step) at the last save, None before the first, as fit.py's RunCheckpoint
+        self.saved_at = (saved.epochs_done, saved.step) if saved is not None else None
 
     def __call__(self, step: int, finished_epoch: int | None, snapshot: Callable[[], TwinState]) -> None:
         end_of_run = finished_epoch is not None and finished_epoch + 1 >= self.max_epochs
@@ -166,6 +166,6 @@ class Checkpointer:
         if due or end_of_run or self.stop.requested:
             state = snapshot()
             save_state(state, self.path)
-            self.saved_at = (state.order["epoch"], step)
+            self.saved_at = (state.epochs_done, step)
         if self.stop.requested and not end_of_run:
             raise RunInterrupted(self.stop.name)

@@ -32,7 +32,9 @@ from mlp_lightning.core.errors import (
 )
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.report import (
+    BAR_FORMAT,
     already_finished_line,
+    bar_metrics,
     diverged_lines,
     epoch_description,
     epoch_line,
@@ -234,10 +236,12 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     boundary_image = BoundaryImage(*splits[2:]) if hp.dim == 2 else None
     eval_buffers = empty_cache(EVAL_CHUNK, hp.dim, hp.hidden_dim, grad=False)
     # off a terminal no bar: its carriage-return redraws would garble a log
+    # as Lightning's: the steps of the epoch it names (a resumed one goes on from its steps done)
+    epochs_done, steps_done = (resume.epochs_done, resume.step) if resume else (0, 0)
     bar = tqdm(
-        total=hp.max_epochs * steps_per_epoch, unit="step", dynamic_ncols=True, leave=False,
-        disable=not progress_bar_wanted(), initial=resume.step if resume else 0,
-        desc=epoch_description((resume.epochs_done if resume else 0) + 1, hp.max_epochs),
+        total=steps_per_epoch, dynamic_ncols=True, leave=False, bar_format=BAR_FORMAT,
+        disable=not progress_bar_wanted(), initial=steps_done - epochs_done * steps_per_epoch,
+        desc=epoch_description(epochs_done + 1, hp.max_epochs),
     )  # fmt: skip
     checkpoint = run_dir / CHECKPOINT_DIR / TWIN_CHECKPOINT
     stop = StopRequest().install()  # Ctrl-C/SIGTERM: stop at the next step boundary
@@ -251,9 +255,10 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
             png = boundary_image.png(lambda points: predict(params, points, eval_buffers))
             events.boundary_image(png, epoch_end_step(epoch, steps_per_epoch))
         last.update(metrics)
+        bar.set_postfix(bar_metrics(metrics), refresh=False)
         if epoch + 1 < hp.max_epochs:  # the bar names the epoch it counts the steps of
             bar.set_description(epoch_description(epoch + 2, hp.max_epochs), refresh=False)
-        bar.set_postfix(val_loss=f"{metrics[VAL_LOSS]:.3f}", val_acc=f"{metrics[VAL_ACC]:.3f}", refresh=False)
+            bar.reset(total=steps_per_epoch)
         if should_report(epoch + 1, hp.max_epochs):
             bar.write(epoch_line(epoch + 1, metrics))  # from the line's first column, the bar redrawn below
             sys.stdout.flush()  # whole, before anything the run writes to stderr

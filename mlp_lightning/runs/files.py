@@ -167,7 +167,8 @@ def stored_hparams(stored: object, path: Path) -> HParams:
         raise CheckpointError(
             f"checkpoint {str(path)!r} stores its hyperparameters as a {type(stored).__name__}"
         )
-    if stored.get("data"):  # a --data run records no generated-set flag (HParams.as_dict): the defaults
+    data = stored.get("data")  # a damaged file may hold anything here: a tensor has no truth value
+    if isinstance(data, str) and data:  # a --data run records no generated-set flag (as_dict): the defaults
         file_defaults = HParams(dataset=DATA_FILE)
         stored = {**{name: getattr(file_defaults, name) for name in generated_set_names()}, **stored}
     # a run from before the data flags trained on blobs: their defaults say so

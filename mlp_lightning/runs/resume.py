@@ -17,6 +17,7 @@ from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError, ResumeError
 from mlp_lightning.core.hparams import HParams, hparam_names
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, VERSION, run_name, versions
+from mlp_lightning.runs.outcome import newest_not_failed
 
 RESUME_NEWEST = "newest"  # what a bare ``--resume`` means
 # hyperparameters a resumed run may change: more epochs extend it; any other given beside --resume
@@ -38,14 +39,23 @@ class ResumeTarget:
         return int(VERSION.match(self.run_dir.name).group(1))
 
 
-def resolve_resume(value: str, logdir: Path, trainer: str, filename: str) -> ResumeTarget:
-    """The checkpoint and run directory that ``--resume value`` means for ``trainer``'s runs."""
+def resolve_resume(value: str, logdir: Path, trainer: str, filename: str, note: bool = True) -> ResumeTarget:
+    """The checkpoint and run directory that ``--resume value`` means for ``trainer``'s runs (``note``: say
+    which newer runs a bare ``--resume`` passed over)."""
     if value == RESUME_NEWEST:
         root = Path(logdir) / trainer
         found = versions(root)
         if not found:
             raise ResumeError(f"--resume: there is no {trainer} run under {str(root)!r} to resume")
-        run_dir = Path(logdir) / run_name(trainer, found[-1])
+        # a run that failed before its first save (diverged, mostly) has nothing to resume; one that
+        # saved (a full disk, say) goes on from its checkpoint
+        run_dir = newest_not_failed(
+            [Path(logdir) / run_name(trainer, v) for v in reversed(found)],
+            "--resume" if note else None,
+            still_serves=lambda run_dir: (run_dir / CHECKPOINT_DIR / filename).is_file(),
+        )
+        if run_dir is None:
+            raise ResumeError(f"--resume: every {trainer} run under {str(root)!r} failed; start a new run")
         checkpoint = run_dir / CHECKPOINT_DIR / filename
     else:
         path = Path(value)

@@ -153,23 +153,62 @@ def read_stored_hparams(run_dir: Path) -> dict | None:
     return stored if isinstance(stored, dict) else None
 
 
-# (job, exit code, seconds, everything the run printed)
-OnDone = Callable[[Job, int, float, str], None]
+# (job, exit code, seconds, everything the run printed, whether the sweep was stopping)
+OnDone = Callable[[Job, int, float, str, bool], None]
+# {job: what it printed so far}, about every LIVE_S seconds while runs train
+OnProgress = Callable[[dict[Job, str]], None]
+LIVE_S = 0.5
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def run_pool(jobs: Sequence[Job], logdir: Path, scripts: Path, processes: int, on_done: OnDone) -> int:
+def end_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send SIGTERM to the run when the sweep dies, however it dies
+    (SIGKILL included): PR_SET_PDEATHSIG, through ctypes. SIGTERM, so the run saves its checkpoint and
+    a later sweep resumes it. None where there is no prctl (not Linux): runs then outlive a killed sweep."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the sweep died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def run_pool(
+    jobs: Sequence[Job],
+    logdir: Path,
+    scripts: Path,
+    processes: int,
+    on_done: OnDone,
+    on_progress: OnProgress | None = None,
+) -> int:
     """Train ``jobs`` in at most ``processes`` processes at once; 0, or 130/143 when stopped by a signal.
 
     Ctrl-C or SIGTERM starts no more runs and passes the signal on, once, to each run in
     progress: it saves its checkpoint and stops at the next batch, and a later sweep resumes
     it. A second Ctrl-C passes on a second one, which stops the runs at once. The runs sit
-    in sessions of their own, so a terminal's Ctrl-C reaches them through the sweep alone.
+    in sessions of their own, so a terminal's Ctrl-C reaches them through the sweep alone;
+    each is sent SIGTERM by the kernel if the sweep dies (``end_with_parent``), so none
+    outlives it.
     """
     env = dict(os.environ)
     for name in THREAD_VARIABLES:  # read by torch and NumPy's BLAS as they start; a user's value wins
         env.setdefault(name, str(threads_per_job(processes)))
     pending, running = deque(jobs), {}
-    stop, passed_on = StopRequest().install(), False
+    stop, passed_on, shown = StopRequest().install(), False, 0.0
+    preexec = end_with_parent(os.getpid())
+
+    def collect(process: subprocess.Popen) -> None:
+        job, start, output = running.pop(process)
+        output.seek(0)
+        on_done(job, process.returncode, time.perf_counter() - start, output.read(), stop.requested)
+        output.close()
+
     try:
         while pending or running:
             while pending and len(running) < processes and not stop.requested:
@@ -178,7 +217,7 @@ def run_pool(jobs: Sequence[Job], logdir: Path, scripts: Path, processes: int, o
                 output = tempfile.TemporaryFile("w+")  # noqa: SIM115
                 process = subprocess.Popen(
                     job.argv(logdir, scripts), stdout=output, stderr=subprocess.STDOUT, env=env,
-                    start_new_session=True, text=True,
+                    start_new_session=True, text=True, preexec_fn=preexec,
                 )  # fmt: skip
                 running[process] = (job, time.perf_counter(), output)
             if stop.requested and not passed_on:
@@ -187,18 +226,25 @@ def run_pool(jobs: Sequence[Job], logdir: Path, scripts: Path, processes: int, o
             if stop.requested and not running:
                 break
             for process in [p for p in running if p.poll() is not None]:
-                job, start, output = running.pop(process)
-                output.seek(0)
-                on_done(job, process.returncode, time.perf_counter() - start, output.read())
-                output.close()
+                collect(process)
+            if on_progress is not None and running and time.monotonic() - shown >= LIVE_S:
+                on_progress({job: _printed(output) for job, _, output in running.values()})
+                shown = time.monotonic()
             time.sleep(POLL_S)
     except KeyboardInterrupt:  # the second Ctrl-C: the runs stop at once, without saving
         _signal_all(running, signal.SIGINT)
-        for process in running:
+        for process in list(running):
             process.wait()
+            collect(process)
     finally:
         stop.restore()
     return stop.exit_code if stop.requested else 0
+
+
+def _printed(output) -> str:
+    """What a run wrote to its output file so far; pread, since the run shares the file's offset."""
+    fd = output.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
 
 def _signal_all(running: dict, signum: int) -> None:
