@@ -47,6 +47,8 @@ def lightning(hp: HParams, device: str = "cpu") -> tuple[list[float], list[float
 
 def fit_py(hp: HParams, device: str = "cpu") -> tuple[list[float], list[float]]:
     """What ``scripts/fit.py`` runs (logger, checkpoints, summaries, guard), timed by one more callback."""
+    import contextlib
+    import io
     import tempfile
 
     from benchmarks.overhead import FitTiming, epoch_clock, sync_for
@@ -55,7 +57,8 @@ def fit_py(hp: HParams, device: str = "cpu") -> tuple[list[float], list[float]]:
 
     timing = FitTiming(wall_s=0.0)
     flags = TrainerFlags(accelerator="cuda" if device.startswith("cuda") else "cpu", devices=1)
-    with tempfile.TemporaryDirectory() as logdir:
+    # its report names a run directory deleted with the temporary logdir: not the benchmark's to print
+    with tempfile.TemporaryDirectory() as logdir, contextlib.redirect_stdout(io.StringIO()):
         if fit(RunArgs(hp, flags, logdir), callbacks=[epoch_clock(timing, sync_for(device))]) != 0:
             raise RuntimeError("fit.py's train() failed")
     return timing.train_epoch_s, timing.train_loss

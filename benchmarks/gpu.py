@@ -12,7 +12,7 @@ import statistics
 import time
 
 from benchmarks.machine import torch_gemm_gflops, useful_flops_per_sample
-from benchmarks.worker import progress
+from benchmarks.progress import progress
 from mlp_lightning.core.hparams import HParams
 
 GEMM_N_GPU = 8192  # 2048^3 is too small to keep a data-centre card busy

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 
-from benchmarks.worker import progress
+from benchmarks.progress import progress
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.tensorboard_schema import TRAIN_LOSS
 from mlp_lightning.lightning.callbacks import torch_threads

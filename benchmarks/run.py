@@ -1,7 +1,7 @@
 """Measure both trainers against plain loops and the hardware; write BENCHMARKS.md.
 
     python benchmarks/run.py            # the full benchmark (~10 min on 2 cores), into BENCHMARKS.md
-    python benchmarks/run.py --quick    # tiny sizes, seconds: proves the benchmark still runs;
+    python benchmarks/run.py --quick    # tiny sizes, about half a minute: proves the benchmark runs;
                                         # into logs/BENCHMARKS.quick.md, never the committed file
 
 On a machine with CUDA it also measures the GPU rows; a run without a GPU keeps
@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             f"on {when} in {time.perf_counter() - start:.0f} s. Only ratios within one run are comparable: "
             "the machine is shared, so absolute numbers move with its load."
         )
+        if args.quick:
+            header += (
+                "\n\nA smoke run: tiny sizes, one repeat, measured in one process. It proves the benchmark "
+                "runs; its targets are judged on the full run's sizes, so a 'missed' here says nothing."
+            )
         cpu_md = header + "\n\n" + report.cpu_sections(results)
     if args.sections in ("all", "gpu") and _has_cuda():
         log("GPU rows")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import useful_flops_per_sample
-from benchmarks.worker import PROGRESS, RESULT
+from benchmarks.progress import PROGRESS, RESULT
 from mlp_lightning.core.hparams import HParams
 
 REPO = Path(__file__).resolve().parents[1]

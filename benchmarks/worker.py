@@ -11,16 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
+from benchmarks.progress import RESULT
 from mlp_lightning.core.hparams import HParams
-
-RESULT, PROGRESS = "RESULT ", "PROGRESS "
-
-
-def progress(message: str) -> None:
-    """One line the parent echoes at once (``benchmarks.sections.worker``)."""
-    print(f"{PROGRESS}[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run(task: dict) -> dict:
