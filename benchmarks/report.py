@@ -115,38 +115,39 @@ def where_the_time_goes(r: dict) -> list[str]:
 
 
 def cpu_sections(r: dict) -> str:
+    """The CPU part of BENCHMARKS.md: the machine, the targets, then one table per section."""
     out = ["## Machine", _table(["", ""], [[k, v] for k, v in r["machine"].items()])]
     out += ["## Targets (ratios from this run)", _table(["target", "measured", ""], targets(r))]
     out += ["Where the time goes:\n\n" + "\n".join(where_the_time_goes(r))]
-    seed = HParams(**r["sizes"].seed_hp)
-    out += [
+    for section in (whole_process_section, overhead_section, large_section, memory_section, scaling_section):
+        out += section(r)
+    out += data_file_section(r["data_files"])
+    return "\n\n".join(out)
+
+
+def whole_process_section(r: dict) -> list[str]:
+    seed, sizes = HParams(**r["sizes"].seed_hp), r["sizes"]
+    return [
         "## 1. Seed config, whole process",
-        f"{'Defaults' if not r['sizes'].seed_hp else r['sizes'].seed_hp} ({seed.max_epochs} epochs, "
+        f"{'Defaults' if not sizes.seed_hp else sizes.seed_hp} ({seed.max_epochs} epochs, "
         f"{seed.n_train} training points). Median wall time of the whole command"
-        f"{', first run dropped' if r['sizes'].whole_warmup else ''}.",
+        f"{', first run dropped' if sizes.whole_warmup else ''}.",
         _table(["command", "wall (s)"], [[f"`{w['command']}`", f"{w['wall_s']:.2f}"] for w in r["whole"]]),
     ]
-    ov, big = r["overhead"], r["large"]
-    rows = [
-        [
-            f"seed ({seed.max_epochs} epochs, incl. validation)",
-            f"{ov['hand_median_s']:.3f}",
-            f"{ov['trainer_median_s']:.3f}",
-            f"{ov['trainer_median_s'] / ov['hand_median_s']:.2f}x",
-            f"{ov['max_loss_diff']:.1e}",
-        ]
-    ]
-    ovl = r["overhead_large"]
-    rows.append(
-        [
-            "large (training epoch, alternated pairs)",
-            f"{ovl['hand_median_s']:.3f}",
-            f"{ovl['trainer_median_s']:.3f}",
-            f"{ovl['trainer_median_s'] / ovl['hand_median_s']:.3f}x",
-            f"{ovl['max_loss_diff']:.1e}",
-        ]
+
+
+def overhead_section(r: dict) -> list[str]:
+    seed = HParams(**r["sizes"].seed_hp)
+    configs = (
+        (f"seed ({seed.max_epochs} epochs, incl. validation)", r["overhead"], 2),
+        ("large (training epoch, alternated pairs)", r["overhead_large"], 3),
     )
-    out += [
+    rows = [
+        [name, f"{ov['hand_median_s']:.3f}", f"{ov['trainer_median_s']:.3f}",
+         f"{ov['trainer_median_s'] / ov['hand_median_s']:.{digits}f}x", f"{ov['max_loss_diff']:.1e}"]
+        for name, ov, digits in configs
+    ]  # fmt: skip
+    return [
         "## 2. Lightning's overhead, in process",
         "The project's `MLPClassifier` + `BlobDataModule` driven by `Trainer.fit` (no logger, checkpoint or "
         "progress bar, as in Lightning's `tests/parity_pytorch`) and by a hand-written loop calling the same "
@@ -154,6 +155,10 @@ def cpu_sections(r: dict) -> str:
         "warm-up dropped.",
         _table(["config", "hand loop (s)", "Trainer.fit (s)", "ratio", "max train-loss diff"], rows),
     ]
+
+
+def large_section(r: dict) -> list[str]:
+    big = r["large"]
     hp = big["hp"]
     rows = [
         ["numpy 2048³ float32 GEMM", "", _num(big["gemm"]["numpy"]), "100% (numpy)"],
@@ -168,7 +173,7 @@ def cpu_sections(r: dict) -> str:
         rows.append(
             [IMPL_NAMES[impl], _num(row["samples_per_s"]), _num(row["gflops"]), f"{share:.0%} ({lib})"]
         )
-    out += [
+    return [
         "## 3. Large config, training epoch",
         f"`--n_per_class {hp['n_per_class']} --dim {hp['dim']} --hidden_dim {hp['hidden_dim']} "
         f"--batch_size {hp['batch_size']} --offset {hp['offset']}` ({HParams(**hp).n_train:,} training "
@@ -176,41 +181,34 @@ def cpu_sections(r: dict) -> str:
         "warm-up dropped.",
         _table(["implementation", "samples/s", "useful GFLOP/s", "of GEMM rate"], rows),
     ]
-    out += [
-        "## 4. Memory, large config (one epoch, whole process)",
-        _table(
-            ["run", "peak RSS (MiB)", "float32 dataset (MiB)", "ratio"],
-            [
-                [
-                    m["run"],
-                    _num(m["peak_rss_mb"]),
-                    _num(m["dataset_mb"]),
-                    f"{m['peak_rss_mb'] / m['dataset_mb']:.2f}x",
-                ]
-                for m in r["memory"]
-            ],
-        ),
+
+
+def memory_section(r: dict) -> list[str]:
+    rows = [
+        [
+            m["run"],
+            _num(m["peak_rss_mb"]),
+            _num(m["dataset_mb"]),
+            f"{m['peak_rss_mb'] / m['dataset_mb']:.2f}x",
+        ]
+        for m in r["memory"]
     ]
-    out += [
+    return [
+        "## 4. Memory, large config (one epoch, whole process)",
+        _table(["run", "peak RSS (MiB)", "float32 dataset (MiB)", "ratio"], rows),
+    ]
+
+
+def scaling_section(r: dict) -> list[str]:
+    rows = [
+        [s["axis"], s["value"], s["n_train"], s["impl"], _num(s["epoch_s"]), _num(s["us_per_sample"])]
+        for s in r["scaling"]
+    ]
+    return [
         "## 5. Scaling, seed config otherwise",
         "Time per training epoch (second epoch; the first is warm-up). Linear cost means a flat µs/sample.",
-        _table(
-            ["grows", "value", "training points", "implementation", "epoch (s)", "µs/sample"],
-            [
-                [
-                    s["axis"],
-                    s["value"],
-                    s["n_train"],
-                    s["impl"],
-                    _num(s["epoch_s"]),
-                    _num(s["us_per_sample"]),
-                ]
-                for s in r["scaling"]
-            ],
-        ),
+        _table(["grows", "value", "training points", "implementation", "epoch (s)", "µs/sample"], rows),
     ]
-    out += data_file_section(r["data_files"])
-    return "\n\n".join(out)
 
 
 # issue 22's targets for reading a table: a .csv trains within this many seconds of the same points

@@ -189,37 +189,57 @@ def fit(args: RunArgs) -> int:
             return fail_write(PROG, err)
 
 
-def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
+def _open_run(args: RunArgs, held: contextlib.ExitStack) -> tuple | None:
+    """The run to train, held: ``(hp, resume, run_dir, version, logdir)``; None for a resume of a run
+    that has finished (its final weights written if a kill lost them)."""
+    if args.resume is None:
+        run_dir, version = claim_run_dir(args.logdir, NUMPY_TRAINER)
+        held.enter_context(hold_run(run_dir))
+        return args.hp, None, run_dir, version, args.logdir
+    try:
+        target = resume_target(args, NUMPY_TRAINER)
+        read = unchanged_since(target.checkpoint)
+        resume = load_resume(args, target)  # checked before the lock: a refusal writes nothing
+        held.enter_context(hold_run(target.run_dir))
+        if not read():  # its holder saved it again and ended while this process read it
+            resume = load_resume(args, target)
+    except ConfigError as err:
+        fail(PROG, str(err))
+    hp, run_dir = resume.hp, target.run_dir
+    if resume.epochs_done >= hp.max_epochs:
+        columns = load_run_data(hp)[4]
+        if not weights_saved(resume.params, columns, run_dir / TWIN_WEIGHTS):  # killed after its final save
+            save_weights(resume.params, columns, run_dir / TWIN_WEIGHTS)
+            print(f"wrote its final weights, missing or incomplete, to {run_dir / TWIN_WEIGHTS}")
+        print(already_finished_line(run_dir, resume.epochs_done))
+        return None
+    print(resuming_line(run_dir, target.checkpoint, resume.epochs_done, resume.step), flush=True)
+    return hp, resume, run_dir, target.version, target.logdir
+
+
+def _progress_bar(hp: HParams, steps_per_epoch: int, resume: TwinState | None):
+    """As Lightning's: the steps of the epoch it names (a resumed one goes on from its steps done).
+
+    Off a terminal no bar: its carriage-return redraws would garble a log.
+    """
     from tqdm import tqdm
 
+    epochs_done, steps_done = (resume.epochs_done, resume.step) if resume else (0, 0)
+    return tqdm(
+        total=steps_per_epoch, dynamic_ncols=True, leave=False, bar_format=BAR_FORMAT,
+        disable=not progress_bar_wanted(), initial=steps_done - epochs_done * steps_per_epoch,
+        desc=epoch_description(epochs_done + 1, hp.max_epochs),
+    )  # fmt: skip
+
+
+def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     from mlp_lightning.core.boundary_image import BoundaryImage
     from mlp_lightning.numpy_twin.events import EventWriter
 
-    hp, resume, logdir = args.hp, None, args.logdir
-    if args.resume is not None:
-        try:
-            target = resume_target(args, NUMPY_TRAINER)
-            read = unchanged_since(target.checkpoint)
-            resume = load_resume(args, target)  # checked before the lock: a refusal writes nothing
-            held.enter_context(hold_run(target.run_dir))
-            if not read():  # its holder saved it again and ended while this process read it
-                resume = load_resume(args, target)
-        except ConfigError as err:
-            fail(PROG, str(err))
-        hp, run_dir, version, logdir = resume.hp, target.run_dir, target.version, target.logdir
-        if resume.epochs_done >= hp.max_epochs:
-            columns = load_run_data(hp)[4]
-            if not weights_saved(
-                resume.params, columns, run_dir / TWIN_WEIGHTS
-            ):  # killed after its final save
-                save_weights(resume.params, columns, run_dir / TWIN_WEIGHTS)
-                print(f"wrote its final weights, missing or incomplete, to {run_dir / TWIN_WEIGHTS}")
-            print(already_finished_line(run_dir, resume.epochs_done))
-            return 0
-        print(resuming_line(run_dir, target.checkpoint, resume.epochs_done, resume.step), flush=True)
-    else:
-        run_dir, version = claim_run_dir(args.logdir, NUMPY_TRAINER)
-        held.enter_context(hold_run(run_dir))
+    opened = _open_run(args, held)
+    if opened is None:
+        return 0
+    hp, resume, run_dir, version, logdir = opened
     atomic_write_text(yaml.safe_dump(hp.as_dict()), run_dir / HPARAMS_FILE)  # as Lightning writes it
     if resume is not None:
         wait_for_a_later_event_file_second(run_dir)  # TensorBoard reads the files in name order
@@ -235,14 +255,7 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     # the decision boundary's picture: 2-D data only
     boundary_image = BoundaryImage(*splits[2:]) if hp.dim == 2 else None
     eval_buffers = empty_cache(EVAL_CHUNK, hp.dim, hp.hidden_dim, grad=False)
-    # off a terminal no bar: its carriage-return redraws would garble a log
-    # as Lightning's: the steps of the epoch it names (a resumed one goes on from its steps done)
-    epochs_done, steps_done = (resume.epochs_done, resume.step) if resume else (0, 0)
-    bar = tqdm(
-        total=steps_per_epoch, dynamic_ncols=True, leave=False, bar_format=BAR_FORMAT,
-        disable=not progress_bar_wanted(), initial=steps_done - epochs_done * steps_per_epoch,
-        desc=epoch_description(epochs_done + 1, hp.max_epochs),
-    )  # fmt: skip
+    bar = _progress_bar(hp, steps_per_epoch, resume)
     checkpoint = run_dir / CHECKPOINT_DIR / TWIN_CHECKPOINT
     stop = StopRequest().install()  # Ctrl-C/SIGTERM: stop at the next step boundary
     saver = Checkpointer(checkpoint, args.checkpoint_every_n_steps, hp.max_epochs, stop, resume)
