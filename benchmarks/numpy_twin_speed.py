@@ -18,7 +18,6 @@ import numpy as np
 
 from mlp_lightning.core.data import BatchOrder, load_splits
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.weights import init_weights
 from mlp_lightning.numpy_twin.step import Workspace, train_step
 
@@ -54,7 +53,7 @@ def epoch(hp: HParams, Xtr: np.ndarray, ytr: np.ndarray, gemm: Gemm, every: int)
     rates sampled every ``every`` steps in between (untimed by the epoch), so that both
     see the same machine load."""
     params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
-    order, rng = BatchOrder(len(Xtr), hp.batch_size, hp.seed), numpy_dropout_rng(hp.seed)
+    order = BatchOrder(len(Xtr), hp.batch_size, hp.seed)
     ws = Workspace.allocate(hp.batch_size, params)
     seconds, gemm_rates = 0.0, []
     for i, idx in enumerate(order):
@@ -64,7 +63,7 @@ def epoch(hp: HParams, Xtr: np.ndarray, ytr: np.ndarray, gemm: Gemm, every: int)
         B = len(idx)
         xb = np.take(Xtr, idx, axis=0, out=ws.xb[:B])
         yb = np.take(ytr, idx, out=ws.yb[:B])
-        train_step(params, xb, yb, hp, rng, ws)
+        train_step(params, xb, yb, hp, ws, order.epoch, idx)
         seconds += time.perf_counter() - start
     useful = len(Xtr) * (4 * hp.dim * hp.hidden_dim + 6 * hp.hidden_dim * hp.num_classes)
     return useful / seconds / 1e9, gemm_rates

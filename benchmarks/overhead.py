@@ -110,7 +110,8 @@ def hand_loop(hp: HParams, device: str = "cpu", validate: bool = True) -> FitTim
     from mlp_lightning.lightning.datamodule import TensorBatches
 
     order = BatchOrder(len(x_tr), hp.batch_size, hp.seed)
-    train_batches = TensorBatches(x_tr, y_tr, order)
+    # the dropout bits the data module ships with each batch, as Trainer.fit gets them
+    train_batches = TensorBatches(x_tr, y_tr, order, dm.train_dataloader().keep_bits)
     val_batches = TensorBatches(x_va, y_va, eval_chunks(len(x_va)))
     for epoch in range(hp.max_epochs):
         sync()

@@ -1,8 +1,8 @@
 """Drive the twin and the Lightning module one optimizer step at a time; report where they part.
 
-``python scripts/parity_steps.py --help``. Takes the trainers' hyperparameter flags
-(``--dropout`` must be 0 here, and is by default) and exits 1 if the parameters
-differ by more than ``--tolerance`` after some step.
+``python scripts/parity_steps.py --help``. Takes the trainers' hyperparameter flags (at any
+``--dropout`` both sides apply the same masks) and exits 1 if the parameters differ by more
+than ``--tolerance`` after some step.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
         if f.name not in flag_names():
             continue
         default, help_text = f.default, f.metadata["help"]
-        if f.name == "dropout":  # the trainers draw different masks: only 0 compares step by step
-            default, help_text = 0.0, "must be 0 here (the default)"
         parser.add_argument(f"--{f.name}", type=types[f.name], default=default, help=help_text)
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: all max_epochs)")
     parser.add_argument("--every", type=int, default=10, help="print every N-th step (and any divergence)")
@@ -49,10 +47,6 @@ def parse_args(argv: list[str] | None) -> tuple[HParams, argparse.Namespace]:
     try:
         given = frozenset(a[2:].split("=", 1)[0] for a in (argv or sys.argv[1:]) if a.startswith("--"))
         hp = validate(with_data_file(HParams(**{name: getattr(ns, name) for name in flag_names()}), given))
-        if hp.dropout != 0:
-            raise ConfigError(
-                f"--dropout must be 0 for step parity (the trainers draw different masks), got {hp.dropout}"
-            )
     except ConfigError as err:
         fail(str(err))
     return hp, ns

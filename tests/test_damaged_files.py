@@ -158,7 +158,7 @@ def read_lightning(path: Path):
 
 def read_twin(path: Path):
     state = load_state(path)
-    return state.hp, state.params, state.order, state.step, state.sums, state.counts, state.rng
+    return state.hp, state.params, state.order, state.step, state.sums, state.counts
 
 
 def plain(x):
@@ -439,13 +439,10 @@ def test_a_config_value_of_the_wrong_kind_or_encoding_is_refused_in_one_line(
         (("order", "epoch"), False),
         (("counts", "seen"), 3.0),
         (("order", "batches_done"), -1),
-        (("rng",), {"bit_generator": "PCG64", "state": "junk"}),
-        (("rng",), None),
+        (("format",), "2"),
     ],
 )
-def test_twin_checkpoint_counts_and_generator_state_of_the_wrong_kind_are_refused(
-    runs, tmp_path, where, value
-):
+def test_twin_checkpoint_counts_and_format_of_the_wrong_kind_are_refused(runs, tmp_path, where, value):
     arrays = _npz_arrays(runs["twin"] / "checkpoints" / "last.npz")
     meta = json.loads(str(arrays["meta"][()]))
     arrays["meta"] = np.array(json.dumps(replaced(meta, where, value)))
@@ -512,7 +509,7 @@ def test_a_flipped_bit_in_a_checkpoint_is_refused_not_read_as_another_number(run
         (("loops",), "x", "is damaged: loops"),
         ((PROJECT_KEY, "epochs_done"), 2.0, "is damaged: mlp_lightning.epochs_done"),
         ((PROJECT_KEY, "ranks"), [1], "is damaged: mlp_lightning.ranks"),
-        ((PROJECT_KEY, "ranks", 0, "torch_rng"), None, "is damaged: mlp_lightning.ranks"),
+        ((PROJECT_KEY, "ranks", 0, "metrics"), None, "is damaged: mlp_lightning.ranks"),
         ((PROJECT_KEY, "hparams", "lr"), torch.zeros(3, 3), "hyperparameter 'lr' is tensor"),
     ],
 )
@@ -524,6 +521,34 @@ def test_a_checkpoints_loop_counters_and_process_states_of_the_wrong_type_are_re
     path.parent.mkdir(parents=True)
     torch.save(replaced(ckpt, where, value), path)
     with pytest.raises(CheckpointError, match=named) as err:
+        read_lightning(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_format_1_checkpoint_with_dropout_on_is_refused_in_one_line_and_at_dropout_0_still_read(
+    runs, tmp_path
+):
+    """Format 1 drew its masks from a generator: with dropout on it cannot continue with the stream's."""
+    arrays = _npz_arrays(runs["twin"] / "checkpoints" / "last.npz")
+    meta = json.loads(str(arrays["meta"][()]))
+    old = {**meta, "format": 1, "rng": {"bit_generator": "PCG64"}}
+    for dropout, refused in ((meta["hparams"]["dropout"], True), (0.0, False)):
+        arrays["meta"] = np.array(json.dumps(replaced(old, ("hparams", "dropout"), dropout)))
+        np.savez(tmp_path / "last.npz", **arrays)
+        if refused:
+            with pytest.raises(
+                CheckpointError, match=r"format 1, --dropout 0.5\): it cannot continue exactly"
+            ):
+                load_state(tmp_path / "last.npz")
+        else:
+            assert load_state(tmp_path / "last.npz").hp.dropout == 0.0
+    ckpt = torch.load(runs["lightning"] / "checkpoints" / "last.ckpt", weights_only=True)
+    path = tmp_path / "lightning" / "version_0" / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save(replaced(ckpt, (PROJECT_KEY, "format"), 1), path)
+    with pytest.raises(
+        CheckpointError, match=r"format 1, --dropout 0.5\): it cannot continue exactly"
+    ) as err:
         read_lightning(path)
     assert "\n" not in str(err.value)
 

@@ -3,6 +3,7 @@ relaunches ``sys.argv``, so it cannot run inside pytest's own process."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +114,35 @@ def test_ddp_logged_val_metrics_are_those_of_the_whole_split(runs):
     parts = [losses[shard(0, len(losses), r, 2)] for r in range(2)]
     assert [len(p) for p in parts] == [5, 6]
     assert np.mean([p.mean() for p in parts]) != pytest.approx(losses.mean(), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def dropout_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """The default run (dropout 0.5, float32, 5 epochs) as DDP 2 x 64 and as the twin at 128."""
+    from tests.helpers import run_numpy
+
+    flags = ["--max_epochs=5"]
+    logdir = tmp_path_factory.mktemp("dropout")
+    cmd = fit_cmd(*flags, "--devices=2", "--strategy=ddp", "--batch_size=64", f"--logdir={logdir}")
+    code, _, stderr, survivors = launch(cmd, timeout=240)
+    assert code == 0 and survivors == [], stderr[-3000:]
+    return run_numpy([*flags, "--batch_size=128"], logdir), only_run_dir(logdir)
+
+
+def test_ddp_with_dropout_on_equals_the_twin_on_the_global_batch(dropout_runs):
+    """Each rank draws exactly its rows of the global batch's masks (they follow the point, not the rank)."""
+    from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE, check_pair, hparam_differences
+    from mlp_lightning.analysis.export import load_npz
+    from mlp_lightning.analysis.logged_run import load_run
+
+    twin_dir, ddp_dir = dropout_runs
+    twin, ddp = load_run(twin_dir), load_run(ddp_dir)
+    assert twin.typed_hparams().dropout == 0.5
+    assert hparam_differences(twin, ddp) == ["batch_size: 128 vs 64"]  # per process: 2 x 64 = 128
+    ddp_as_global = dataclasses.replace(ddp, hparams=twin.hparams)
+    assert check_pair(twin, ddp_as_global) == []  # losses within 1e-6 at every epoch, accuracies equal
+    twin_w, ddp_w = load_npz(twin_dir / "weights.npz"), checkpoint_weights(ddp_dir)
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(
+            ddp_w[name].numpy(), twin_w[name], rtol=0, atol=WEIGHT_TOLERANCE, err_msg=name
+        )

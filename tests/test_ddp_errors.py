@@ -51,7 +51,7 @@ def test_resuming_on_another_process_count_is_refused_and_leaves_the_run_as_it_w
     err = _refused(["--logdir", str(tmp_path), "--resume", "--max_epochs", "2", *TWO_PROCESSES], capsys)
     assert err == (
         "fit.py: error: --resume: the run was trained by 1 process(es) and this launch has 2; resume it "
-        "with 1 (--devices x --num_nodes), because each process continues its own data shard, dropout RNG "
-        "and metric sums"
+        "with 1 (--devices x --num_nodes), because each process continues its own data shard and "
+        "metric sums"
     )
     assert tree_snapshot(tmp_path) == before

@@ -1,4 +1,5 @@
-"""Dropout's keep rule and the Lightning model's mask: exact keep rate, exact scale, train vs eval."""
+"""Dropout's keep rule, the run's stream of keep bits (both trainers' masks), and the Lightning model's
+fallback mask: exact keep rate, exact scale, uncorrelated bits, train vs eval."""
 
 import math
 
@@ -6,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from mlp_lightning.core.dropout import exact_bits, keep_probability, keep_threshold
+from mlp_lightning.core import dropout as stream
+from mlp_lightning.core.dropout import exact_bits, keep_packed, keep_probability, keep_threshold, keep_units
 from mlp_lightning.core.weights import init_weights
-from mlp_lightning.lightning.dropout import keep_mask
+from mlp_lightning.lightning.dropout import keep_mask, unpack_keep
 from mlp_lightning.lightning.model import TwoLayerMLP
 
 
@@ -91,3 +93,81 @@ def test_training_mode_drops_and_scales_units_and_eval_mode_is_the_plain_network
     dropped = (mask == 0).squeeze(0)
     assert torch.count_nonzero(model.W1.grad[:, dropped]) == 0
     assert torch.count_nonzero(model.W1.grad[:, ~dropped & (h.squeeze(0) > 0)]) > 0
+
+
+# --- the run's stream: core.dropout.keep_units, drawn by the twin and shipped to the Lightning model ---
+
+
+def _kept(seed: int, epoch: int, points, units: int, p: float) -> np.ndarray:
+    points = np.asarray(points)
+    return keep_units(seed, epoch, points, units, p, out=np.empty((len(points), units), bool))
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.1, 0.9, 0.3])
+def test_the_stream_keeps_units_at_rate_one_minus_p_within_five_sigma(p):
+    kept = _kept(42, 0, np.arange(1024), 1024, p)
+    n = kept.size
+    assert abs(kept.mean() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.3])
+def test_the_stream_bits_are_uncorrelated_across_units_points_epochs_and_seeds(p):
+    kept = _kept(0, 0, np.arange(512), 512, p)
+    bound = 5 / math.sqrt(kept.size)  # 5 sigma of a correlation of independent bits
+    for lag in (1, 7, 8, 9, 63, 64, 65):  # neighbouring units: bits of one byte, one word, the next word
+        assert abs(_corr(kept[:, :-lag], kept[:, lag:])) < 5 / math.sqrt(kept[:, lag:].size), lag
+    assert abs(_corr(kept[:-1], kept[1:])) < bound  # neighbouring points (one batch, the next step's)
+    assert abs(_corr(kept, _kept(0, 1, np.arange(512), 512, p))) < bound  # the next epoch
+    assert abs(_corr(kept, _kept(1, 0, np.arange(512), 512, p))) < bound  # another seed
+
+
+def test_a_points_mask_depends_on_seed_epoch_and_point_not_on_its_batch():
+    """So a DDP rank draws exactly its rows of the global batch, and batch size does not matter."""
+    whole = _kept(3, 5, [10, 11, 12, 13], 40, 0.5)
+    assert np.array_equal(_kept(3, 5, [12, 13], 40, 0.5), whole[2:])  # rank 1's half of the batch
+    assert np.array_equal(_kept(3, 5, [13, 10], 40, 0.5), whole[[3, 0]])
+    assert not np.array_equal(_kept(3, 6, [10], 40, 0.5), whole[:1])
+    assert not np.array_equal(_kept(4, 5, [10], 40, 0.5), whole[:1])
+
+
+def test_the_key_mix_on_python_ints_is_the_array_mix():
+    z = np.array([0, 1, 2**63, 2**64 - 1, 0x9E3779B97F4A7C15], dtype=np.uint64)
+    mixed = stream._mix(z.copy(), np.empty_like(z))
+    assert [int(v) for v in mixed] == [stream._mix_int(int(v)) for v in z]
+    assert int(
+        stream._mix(np.zeros(1, np.uint64) + np.uint64(0x9E3779B97F4A7C15), np.empty(1, np.uint64))[0]
+    ) == (
+        0xE220A8397B1DCDAF  # splitmix64's first output from state 0 (the reference implementation's)
+    )
+
+
+@pytest.mark.parametrize(("p", "units"), [(0.5, 21), (0.5, 64), (0.25, 13), (0.3, 40)])
+def test_the_packed_bits_unpack_on_the_device_to_the_twins_mask(p, units):
+    points = np.array([5, 1, 77])
+    packed = keep_packed(9, 2, points, units, p)
+    assert packed.shape == (3, -(-units // 8)) and packed.dtype == np.uint8
+    like = torch.empty(3, units)
+    mask = unpack_keep(torch.from_numpy(packed), like, p)
+    assert mask.shape == like.shape and mask.dtype == like.dtype
+    expected = _kept(9, 2, points, units, p) / np.float32(1 - p)
+    assert np.array_equal(mask.numpy(), expected.astype(np.float32))
+
+
+def test_the_model_applies_the_bits_it_is_given_and_draws_its_own_without_them():
+    w = init_weights(4, 64, 2, seed=0)
+    w["b1"][:] = 0.5
+    model = TwoLayerMLP(w, dropout=0.5).train()
+    x = torch.randn(3, 4)
+    packed = torch.from_numpy(keep_packed(0, 0, np.arange(3), 64, 0.5))
+    with torch.no_grad():
+        h = torch.relu(torch.addmm(model.b1, x, model.W1))
+        expected = (h * unpack_keep(packed, h, 0.5)) @ model.W2 + model.b2
+        torch.testing.assert_close(model(x, packed), expected, rtol=0, atol=0)
+        torch.manual_seed(5)
+        fallback = model(x)  # a plain (x, y) loop: torch's own draws, by the same rule
+        torch.manual_seed(5)
+        torch.testing.assert_close(fallback, (h * keep_mask(h, 0.5)) @ model.W2 + model.b2, rtol=0, atol=0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlp_lightning.core.dropout import keep_threshold
+from mlp_lightning.core.dropout import keep_threshold, keep_units, mask_bits
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import PARAM_NAMES, init_weights
 from mlp_lightning.lightning.model import TwoLayerMLP
@@ -134,7 +134,7 @@ def test_params_and_grads_stay_float32_after_a_training_step():
     params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, seed=0)
     ws = Workspace.allocate(hp.batch_size, params)
     X = np.random.default_rng(0).normal(0, 1, (8, 3)).astype(np.float32)
-    loss, correct = train_step(params, X, np.arange(8) % 3, hp, np.random.default_rng(1), ws)
+    loss, correct = train_step(params, X, np.arange(8) % 3, hp, ws, 0, np.arange(8))
     assert loss.dtype == np.float32 and 0 <= correct <= 8
     for name in PARAM_NAMES:
         assert params[name].dtype == np.float32 and ws.grads[name].dtype == np.float32, name
@@ -148,12 +148,12 @@ def test_it_overfits_twenty_examples():
     params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, seed=5)
     ws = Workspace.allocate(20, params)
     for _ in range(1000):
-        loss, correct = train_step(params, X, y, hp, rng, ws)
+        loss, correct = train_step(params, X, y, hp, ws, 0, np.arange(20))
     assert correct == 20 and loss < 0.05
 
 
 def test_dropout_keeps_units_with_probability_one_minus_p_and_scales_them():
-    keep = twin.draw_keep(np.random.default_rng(0), 0.3, (400, 500), out=np.empty((400, 500), bool))
+    keep = keep_units(0, 0, np.arange(400), 500, 0.3, out=np.empty((400, 500), bool))
     assert keep.mean() == pytest.approx(0.7, abs=0.005)
     params, X, _, mask = problem(B=6, H=7)
     z1 = X @ params["W1"] + params["b1"]
@@ -163,10 +163,10 @@ def test_dropout_keeps_units_with_probability_one_minus_p_and_scales_them():
     np.testing.assert_allclose(eval_cache.h, np.maximum(z1, 0), rtol=1e-12)
 
 
-def test_dropout_mask_is_a_pure_function_of_the_generator_state():
+def test_dropout_mask_is_a_pure_function_of_seed_epoch_and_point():
     out = np.empty((3, 5), bool)
-    first = twin.draw_keep(np.random.default_rng(7), 0.5, (3, 5), out=out).copy()
-    again = twin.draw_keep(np.random.default_rng(7), 0.5, (3, 5), out=out)
+    first = keep_units(7, 2, np.array([4, 0, 9]), 5, 0.5, out=out).copy()
+    again = keep_units(7, 2, np.array([4, 0, 9]), 5, 0.5, out=out)
     assert np.array_equal(first, again)
 
 
@@ -190,17 +190,16 @@ def test_sgd_update_is_torch_sgd_with_weight_decay_on_W1_and_W2_only():
         )
 
 
-@pytest.mark.parametrize(("p", "bits"), [(0.25, 8), (0.375, 8), (1 / 1024, 16), (0.3, 32)])
+@pytest.mark.parametrize(("p", "bits"), [(0.5, 1), (0.25, 8), (0.375, 8), (1 / 1024, 16), (0.3, 32)])
 def test_narrow_mask_draws_keep_units_with_exactly_probability_one_minus_p(p, bits):
-    width, _ = twin._mask_width(p)
-    assert width == bits
+    assert mask_bits(p) == bits
     kept = 2**bits - keep_threshold(p, bits)  # draws at or above the threshold
     assert kept / 2**bits == pytest.approx(1 - p, abs=0 if bits < 32 else 2**-32)
 
 
 @pytest.mark.parametrize("p", [0.5, 0.25, 1 / 1024])
 def test_every_mask_width_keeps_units_with_probability_one_minus_p(p):
-    keep = twin.draw_keep(np.random.default_rng(0), p, (400, 500), out=np.empty((400, 500), bool))
+    keep = keep_units(0, 0, np.arange(400), 500, p, out=np.empty((400, 500), bool))
     assert keep.mean() == pytest.approx(1 - p, abs=0.005)
     # rows are independent draws, not one row repeated
     assert not np.array_equal(keep[0], keep[1])

@@ -6,7 +6,7 @@ at most 1e-12 times the largest magnitude in the textbook's array (a max-norm re
 Scaling a whole array by 1 + 1e-9 fails it, and so does adding 1e-9 to any one entry, since no
 array here reaches 1000. Not elementwise: ``(softmax - onehot) / B`` at the true class is a
 difference of nearly equal numbers, whose few last bits differ between the two orders of operations.
-Dropout uses one keep mask on both sides, drawn by the fast module's own ``draw_keep``.
+Dropout uses one keep mask on both sides, the run's (``core.dropout.keep_units``).
 """
 
 import numpy as np
@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mlp_lightning.core.dropout import keep_units
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import PARAM_NAMES
 from mlp_lightning.numpy_twin import model as twin
@@ -38,13 +39,13 @@ def assert_same(fast, expected, what: str) -> None:
 
 
 def problem(B: int, C: int, p: float, seed: int = 0):
-    """Weights (biases non-zero), inputs, labels, and a keep mask from ``draw_keep`` (None at p = 0)."""
+    """Weights (biases non-zero), inputs, labels, and a keep mask from ``keep_units`` (None at p = 0)."""
     rng = np.random.default_rng(seed)
     params = {name: rng.normal(0, 0.7, shape) for name, shape in
               {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}.items()}  # fmt: skip
     X = rng.normal(0, 1, (B, D))
     y = rng.integers(0, C, B)
-    keep = twin.draw_keep(rng, p, (B, H), out=np.empty((B, H), bool)) if p > 0 else None
+    keep = keep_units(seed, 0, np.arange(B), H, p, out=np.empty((B, H), bool)) if p > 0 else None
     return params, X, y, keep
 
 
@@ -109,10 +110,10 @@ def test_fast_training_steps_give_the_textbook_losses_and_weights_with_the_same_
     hp = HParams(dim=D, hidden_dim=H, num_classes=C, batch_size=B, dropout=p, lr=0.3, weight_decay=0.01)
     expected = {name: value.copy() for name, value in params.items()}
     ws = Workspace.allocate(B, params, dtype=np.float64)
-    fast_rng, textbook_rng = np.random.default_rng(1), np.random.default_rng(1)
-    for step in range(3):  # a fresh mask each step, from the same stream on both sides
-        loss, correct = train_step(params, X, y, hp, fast_rng, ws)
-        keep = twin.draw_keep(textbook_rng, p, (B, H), out=np.empty((B, H), bool)) if p > 0 else None
+    points = np.arange(B)
+    for step in range(3):  # a fresh mask each step (here: each epoch), from the run's stream on both sides
+        loss, correct = train_step(params, X, y, hp, ws, step, points)
+        keep = keep_units(hp.seed, step, points, H, p, out=np.empty((B, H), bool)) if p > 0 else None
         logits, cache = textbook.forward(X, expected, keep, p)
         expected_loss, dlogits = textbook.cross_entropy(logits, y)
         textbook.sgd_update(expected, textbook.backward(dlogits, cache, expected), hp.lr, hp.weight_decay)

@@ -10,7 +10,6 @@ import pytest
 
 from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE
 from mlp_lightning.analysis.parity import step_parity
-from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.numpy_twin import model as twin
 
@@ -54,9 +53,13 @@ def test_stops_at_the_divergence_when_asked(monkeypatch):
     assert report.first_divergence == report.steps == 1
 
 
-def test_refuses_dropout_because_the_masks_differ():
-    with pytest.raises(ConfigError, match=r"--dropout must be 0 for step parity"):
-        step_parity(HParams(dropout=0.5), steps=1)
+@pytest.mark.parametrize("dropout", [0.5, 0.3])
+def test_with_dropout_on_both_sides_apply_the_same_masks_step_by_step(dropout):
+    report = step_parity(HParams(dropout=dropout))  # the whole default run, float32
+    assert report.first_divergence is None, report.summary()
+    assert report.max_param_diff.max() <= WEIGHT_TOLERANCE and report.loss_diff.max() <= 1e-6
+    report = step_parity(HParams(dropout=dropout), steps=50, dtype=np.float64, tolerance=1e-12)
+    assert report.first_divergence is None and report.loss_diff.max() <= 1e-12, report.summary()
 
 
 def _script_main():
@@ -77,7 +80,7 @@ def test_script_prints_the_verdict(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dropout", "0.5"], "--dropout must be 0 for step parity"),
+        (["--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
         (["--steps", "0"], "--steps must be a positive integer, got 0"),
         (["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
         (["--tolerance", "nan"], "--tolerance must be a number > 0, got nan"),

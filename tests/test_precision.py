@@ -96,7 +96,7 @@ def test_64_true_trains_in_float64_and_matches_the_numpy_twin_in_float64():
     for epoch in range(hp.max_epochs):
         order.set_epoch(epoch)
         for idx in order:
-            train_step(params, Xtr[idx], ytr[idx], hp, np.random.default_rng(0), ws)
+            train_step(params, Xtr[idx], ytr[idx], hp, ws, epoch, idx)
     for name in PARAM_NAMES:
         lightning = getattr(model.model, name).detach().numpy()
         # float64 on both sides: what is left is the order of float64 sums, ~1e-16 relative

@@ -61,7 +61,8 @@ def assert_same_training_state(a: dict, b: dict) -> None:
         assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
     assert a["optimizer_states"] == b["optimizer_states"]
     assert a["global_step"] == b["global_step"]
-    assert torch.equal(a[PROJECT_KEY]["ranks"][0]["torch_rng"], b[PROJECT_KEY]["ranks"][0]["torch_rng"])
+    # no RNG state: the masks are the run's stream, a pure function of (seed, epoch, point)
+    assert a[PROJECT_KEY]["ranks"][0].keys() == b[PROJECT_KEY]["ranks"][0].keys() == {"metrics"}
 
 
 @pytest.fixture(scope="module")

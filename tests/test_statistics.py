@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from mlp_lightning.analysis.statistics import (
-    SPREAD_RATIO_ALLOWED,
-    agree_in_distribution,
     mean_interval,
     mean_sd,
     t_central_mass,
     t_quantile,
+    welch_test,
 )
 
 # Student's t 0.975 quantiles, from published tables (scipy.stats.t.ppf(0.975, df))
@@ -72,37 +71,22 @@ def test_mean_interval_is_the_t_interval_of_the_mean():
     assert one.mean == 0.7 and math.isnan(one.lo) and math.isnan(one.hi)
 
 
-def finals(losses, accs) -> np.ndarray:
-    return np.stack([np.asarray(losses, dtype=float), np.asarray(accs, dtype=float)], axis=1)
+def test_welch_test_matches_a_hand_computed_case():
+    # a: mean 2, var 1 (n 3); b: mean 5, var 4 (n 3): se^2 = 1/3 + 4/3, df = (5/3)^2 / ((1/9 + 16/9) / 2)
+    test = welch_test([1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
+    assert test.t == pytest.approx(-3 / math.sqrt(5 / 3), rel=1e-12)
+    assert test.df == 2  # (5/3)^2 / ((1/9 + 16/9) / 2) = 2.94, rounded down: fewer false alarms
+    assert test.critical == pytest.approx(T_975[2], rel=1e-9)
+    assert test.same  # |t| = 2.32 < 4.30
+    assert not welch_test([1.0, 2.0, 3.0, 4.0], [11.0, 12.0, 13.0, 14.0]).same
 
 
-LIT_LOSS = np.array([0.10, 0.12, 0.14, 0.16, 0.18])  # sample sd 0.0316...
-ACC = np.full(5, 0.99375)
+def test_welch_test_false_alarm_rate_at_10_seeds_is_about_5_percent():
+    rng = np.random.default_rng(0)
+    alarms = [not welch_test(rng.normal(0, 1, 10), rng.normal(0, 2, 10)).same for _ in range(4000)]
+    assert 0.035 < np.mean(alarms) < 0.065  # 5% +- 3.5 sigma of 4000 draws
 
 
-def test_agreement_holds_when_the_paired_difference_is_small_beside_the_spread():
-    sd = LIT_LOSS.std(ddof=1)
-    d = np.array([1, -1, 1, -1, 1]) * 0.2 * sd  # RMS(d) = 0.2 sd
-    ok, detail = agree_in_distribution(finals(LIT_LOSS + d, ACC), finals(LIT_LOSS, ACC), n_val=160)
-    assert ok, detail
-    assert "RMS(d)/spread 0.2" in detail
-
-
-def test_agreement_fails_when_the_paired_difference_is_a_third_of_the_spread():
-    sd = LIT_LOSS.std(ddof=1)
-    d = np.full(5, (SPREAD_RATIO_ALLOWED + 0.05) * sd)  # a constant shift keeps the twin's sd the same
-    ok, detail = agree_in_distribution(finals(LIT_LOSS + d, ACC), finals(LIT_LOSS, ACC), n_val=160)
-    assert not ok, detail
-
-
-def test_agreement_allows_one_validation_point_of_accuracy_per_seed_and_no_more():
-    one_point = ACC - np.array([0, 1, 0, 0, 0]) / 160
-    two_points = ACC - np.array([0, 2, 0, 0, 0]) / 160
-    assert agree_in_distribution(finals(LIT_LOSS, one_point), finals(LIT_LOSS, ACC), n_val=160)[0]
-    assert not agree_in_distribution(finals(LIT_LOSS, two_points), finals(LIT_LOSS, ACC), n_val=160)[0]
-
-
-def test_agreement_without_spread_needs_identical_losses():
-    flat = np.full(5, 0.1)
-    assert agree_in_distribution(finals(flat, ACC), finals(flat, ACC), n_val=160)[0]
-    assert not agree_in_distribution(finals(flat + 1e-9, ACC), finals(flat, ACC), n_val=160)[0]
+def test_welch_test_without_spread_needs_equal_values():
+    assert welch_test([0.1, 0.1], [0.1, 0.1]).same
+    assert not welch_test([0.1, 0.1], [0.1 + 1e-9, 0.1 + 1e-9]).same

@@ -189,33 +189,39 @@ def fake_run(path: Path, val_loss: list[float], val_acc: list[float]) -> Run:
     return Run(path=path, hparams={}, steps=np.arange(epochs), scalars=scalars, started=0.0)
 
 
-def test_at_dropout_0_the_verdict_is_exact_parity_at_every_epoch(tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_twin_pairs_are_held_to_exact_parity_at_every_epoch_at_any_dropout(tmp_path, dropout):
     a = fake_run(tmp_path / "numpy/version_0", [0.5, 0.3], [0.9, 1.0])
     b = fake_run(tmp_path / "lightning/version_0", [0.5, 0.3], [0.9, 1.0])
     off = fake_run(tmp_path / "lightning/version_1", [0.5 + 1e-5, 0.3], [0.9, 1.0])  # one epoch, 1e-5 apart
-    assert verdict(Configuration({"dropout": 0.0}, {"numpy": {0: a}, "lightning": {0: b}}))[0] is True
-    ok, why = verdict(Configuration({"dropout": 0.0}, {"numpy": {0: a}, "lightning": {0: off}}))
-    assert ok is False and "seed 0: val/loss differs by up to 1e-05" in why
+    ok, why = verdict(Configuration({"dropout": dropout}, {"numpy": {0: a}, "lightning": {0: b}}))
+    assert ok is True and why.startswith(f"exact at --dropout {dropout:g}: at every epoch of 1 of 1 seeds")
+    ok, why = verdict(Configuration({"dropout": dropout}, {"numpy": {0: a}, "lightning": {0: off}}))
+    assert ok is False and "1 of 1 seeds: seed 0: val/loss differs by up to 1e-05" in why
+    assert "\n" not in why and "[" not in why  # one line, no arrays
 
 
-def test_with_dropout_the_verdict_is_the_test_suites_statistical_rule(tmp_path):
-    def runs(trainer: str, losses: list[float]) -> dict[int, Run]:
-        return {s: fake_run(tmp_path / f"{trainer}/version_{s}", [v], [1.0]) for s, v in enumerate(losses)}
+def test_runs_that_are_not_twins_are_compared_by_welchs_two_sample_test(tmp_path):
+    def runs(trainer: str, seeds: range, losses: list[float]) -> dict[int, Run]:
+        return {
+            s: fake_run(tmp_path / f"{trainer}/version_{s}", [v], [1.0])
+            for s, v in zip(seeds, losses, strict=True)
+        }
 
-    hparams = {"dropout": 0.5}
-    lit = runs("lightning", [0.010, 0.020, 0.030])  # across-seed sd 0.01
-    close = runs("numpy", [0.0101, 0.0199, 0.0301])  # RMS(d) 0.0001
-    shifted = runs("numpy", [0.014, 0.024, 0.034])  # RMS(d) 0.004 = 0.4 sd
-    ok, why = verdict(Configuration(hparams, {"numpy": close, "lightning": lit}))
-    assert ok is True and "RMS/sd 0.010" in why
-    ok, why = verdict(Configuration(hparams, {"numpy": shifted, "lightning": lit}))
-    assert ok is False and "RMS(d)/spread 0.400" in why
+    lit = runs("lightning", range(3), [0.010, 0.020, 0.030])
+    close = runs("numpy", range(10, 13), [0.011, 0.019, 0.031])  # other seeds: no pair is a twin pair
+    shifted = runs("numpy", range(10, 13), [0.050, 0.060, 0.070])
+    ok, why = verdict(Configuration({"dropout": 0.5}, {"numpy": close, "lightning": lit}))
+    assert ok is True and "no seed run by both, so in distribution: Welch's t-test" in why
+    assert "(3 vs 3 seeds): t = +0.04, |t| <= 3.18 allowed (3 df)" in why
+    ok, why = verdict(Configuration({"dropout": 0.5}, {"numpy": shifted, "lightning": lit}))
+    assert ok is False and "\n" not in why
 
 
-def test_with_dropout_one_seed_gives_no_verdict_and_one_trainer_none_either(tmp_path):
+def test_one_seed_a_side_without_a_pair_gives_no_verdict_and_one_trainer_none_either(tmp_path):
     a = fake_run(tmp_path / "numpy/version_0", [0.3], [1.0])
     b = fake_run(tmp_path / "lightning/version_0", [0.3], [1.0])
-    assert verdict(Configuration({"dropout": 0.5}, {"numpy": {0: a}, "lightning": {0: b}}))[0] is None
+    assert verdict(Configuration({"dropout": 0.5}, {"numpy": {0: a}, "lightning": {1: b}}))[0] is None
     assert verdict(Configuration({"dropout": 0.0}, {"numpy": {0: a}}))[0] is None
 
 
@@ -284,7 +290,8 @@ def test_a_sweep_of_both_trainers_reports_each_configuration_and_summarize_repor
     )
     table = result.stdout.split("\n\n", 1)[1]
     assert "dropout=0.0\n" in table and "dropout=0.5\n" in table
-    assert "verdict: the twins agree: exact at --dropout 0" in table
+    assert "verdict: the twins agree: exact at --dropout 0:" in table
+    assert "verdict: the twins agree: exact at --dropout 0.5:" in table
     assert (tmp_path / FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     summary = run_script("sweep.py", "--summarize", "--logdir", str(tmp_path), timeout=120)

@@ -14,9 +14,8 @@ import numpy as np
 
 from mlp_lightning.analysis.compare import WEIGHT_TOLERANCE
 from mlp_lightning.core.data import BatchOrder, load_splits
-from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.dropout import keep_packed
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.weights import PARAM_NAMES, init_weights
 
 
@@ -67,10 +66,6 @@ def step_parity(
     ``steps`` defaults to the whole run (``max_epochs`` epochs). ``dtype`` float64 runs
     both sides in double precision, where they agree to ~1e-12.
     """
-    if hp.dropout != 0:
-        raise ConfigError(
-            f"--dropout must be 0 for step parity (the trainers draw different masks), got {hp.dropout}"
-        )
     import torch
 
     from mlp_lightning.lightning.callbacks import torch_thread_count
@@ -82,7 +77,6 @@ def step_parity(
     initial = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
     params = {name: value.astype(dtype) for name, value in initial.items()}
     ws = Workspace.allocate(hp.batch_size, params, dtype)
-    rng = numpy_dropout_rng(hp.seed)  # the twin's own stream; no draws at --dropout 0
 
     module = MLPClassifier.from_hparams(hp).to(getattr(torch, np.dtype(dtype).name))
     module.train()
@@ -99,11 +93,14 @@ def step_parity(
         while len(param_diff) < total:
             order.set_epoch(epoch)
             for i, idx in enumerate(order):
-                twin_loss, _ = train_step(params, Xtr[idx], ytr[idx], hp, rng, ws)
+                twin_loss, _ = train_step(params, Xtr[idx], ytr[idx], hp, ws, epoch, idx)
 
                 index = torch.from_numpy(idx)
+                batch = (x_all[index], y_all[index])
+                if hp.dropout > 0:  # the same masks as the twin's, as the data module ships them
+                    batch += (torch.from_numpy(keep_packed(hp.seed, epoch, idx, hp.hidden_dim, hp.dropout)),)
                 optimizer.zero_grad()
-                loss = module.training_step((x_all[index], y_all[index]), i)
+                loss = module.training_step(batch, i)
                 loss.backward()
                 optimizer.step()
 

@@ -11,7 +11,7 @@ import numpy as np
 
 _INIT_WEIGHTS = 1
 _BATCH_ORDER = 2
-_NUMPY_DROPOUT = 3
+# 3 was the twin's dropout generator: the masks are now core/dropout.py's counter stream
 
 
 def data_rng(seed: int) -> np.random.Generator:
@@ -25,7 +25,3 @@ def init_weights_rng(seed: int) -> np.random.Generator:
 def batch_order_rng(seed: int, epoch: int) -> np.random.Generator:
     # a fresh generator per epoch: the order of epoch e never depends on epochs < e
     return np.random.default_rng([_BATCH_ORDER, seed, epoch])
-
-
-def numpy_dropout_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng([_NUMPY_DROPOUT, seed])

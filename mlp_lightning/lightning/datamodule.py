@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 import lightning as L
 import numpy as np
 import torch
 
 from mlp_lightning.core.data import BatchOrder, eval_chunks, load_run_data, shard
+from mlp_lightning.core.dropout import keep_packed
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import HParams, data_names, generated_set_names
 
 # the hyperparameters that decide the points and their split, and the batches
 DATA_HPARAMS = (*data_names(), "batch_size")
+# and those that decide the dropout bits each training batch brings (its points' keep masks)
+MASK_HPARAMS = ("hidden_dim", "dropout")
 
 
 def check_world_size(n_train: int, n_val: int, world_size: int) -> None:
@@ -28,7 +32,7 @@ def check_world_size(n_train: int, n_val: int, world_size: int) -> None:
 
 
 class TensorBatches:
-    """Yields ``(x, y)`` batches gathered from tensors held in memory.
+    """Yields ``(x, y)`` batches gathered from tensors held in memory, ``(x, y, keep)`` with ``keep_bits``.
 
     A DataLoader over a per-sample TensorDataset collates every batch from single
     rows, which costs more than this model's training step. Here a batch is one
@@ -37,10 +41,20 @@ class TensorBatches:
     arrays (or slices). It is also exposed as ``sampler``, where Lightning looks for
     ``set_epoch`` at each epoch start; Lightning saves and restores the position
     through ``state_dict``/``load_state_dict`` in checkpoints.
+
+    ``keep_bits(epoch, points)``: the dropout bits of a batch's points (global indices), drawn
+    on the host here, as the batch is fetched, and sent to the device with it: the step finds
+    them there and never waits on the host for them.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None, batch_sampler: Sequence | BatchOrder) -> None:
-        self.x, self.y, self.batch_sampler = x, y, batch_sampler
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        batch_sampler: Sequence | BatchOrder,
+        keep_bits: Callable[[int, np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.x, self.y, self.batch_sampler, self.keep_bits = x, y, batch_sampler, keep_bits
         # A reach into Lightning's internals (the others: lightning/internals.py): Lightning sets each
         # epoch on a loader through its ``sampler`` attribute (``lightning.fabric.utilities.data.
         # _set_sampler_epoch``, checked against Lightning 2.6); tests/test_lightning_contract.py
@@ -58,7 +72,11 @@ class TensorBatches:
                 yield self.x[idx], self.y[idx]
             else:
                 index = torch.from_numpy(idx).to(self.x.device, non_blocking=True)
-                yield self.x.index_select(0, index), self.y.index_select(0, index)
+                batch = self.x.index_select(0, index), self.y.index_select(0, index)
+                if self.keep_bits is not None:  # BatchOrder's epoch: the one Lightning set
+                    bits = self.keep_bits(self.batch_sampler.epoch, idx)  # (B, ceil(H / 8)) uint8
+                    batch += (torch.from_numpy(bits).to(self.x.device, non_blocking=True),)
+                yield batch
 
     def state_dict(self) -> dict:
         return self.batch_sampler.state_dict() if hasattr(self.batch_sampler, "state_dict") else {}
@@ -69,7 +87,12 @@ class TensorBatches:
 
 
 class BlobDataModule(L.LightningDataModule):
-    """The run's points (``core.data.load_splits``), split; train reshuffled by ``(seed, epoch)``."""
+    """The run's points (``core.data.load_splits``), split; train reshuffled by ``(seed, epoch)``.
+
+    With ``dropout > 0`` a training batch is ``(x, y, keep)``: ``keep`` holds its points' dropout
+    bits for a hidden layer of ``hidden_dim`` units (``core.dropout.keep_packed``), which
+    ``MLPClassifier`` of the same ``hidden_dim``, ``dropout`` and ``seed`` applies.
+    """
 
     def __init__(
         self,
@@ -89,6 +112,8 @@ class BlobDataModule(L.LightningDataModule):
         data_points: int = HParams.data_points,
         standardize: bool | None = None,
         class_names: Sequence[str] = HParams.class_names,
+        hidden_dim: int = HParams.hidden_dim,
+        dropout: float = HParams.dropout,
     ) -> None:
         super().__init__()
         # a --data run records no flag that only shapes a generated set (HParams.as_dict): it did not apply
@@ -100,7 +125,7 @@ class BlobDataModule(L.LightningDataModule):
     def from_hparams(cls, hp: HParams) -> BlobDataModule:
         """The data module for the data part of the shared hyperparameters."""
         # tuples (drop, class_names) as lists: hparams saved as YAML stay plain
-        plain = {name: getattr(hp, name) for name in DATA_HPARAMS}
+        plain = {name: getattr(hp, name) for name in (*DATA_HPARAMS, *MASK_HPARAMS)}
         return cls(**{name: list(v) if isinstance(v, tuple) else v for name, v in plain.items()})
 
     def setup(self, stage: str | None = None) -> None:
@@ -133,7 +158,11 @@ class BlobDataModule(L.LightningDataModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         order = BatchOrder(len(self.x_train), self.hparams.batch_size, self.hparams.seed, rank, world)
         device = self._device()
-        return TensorBatches(self.x_train.to(device), self.y_train.to(device), order)
+        keep_bits = None
+        if self.hparams.dropout > 0:  # at 0 nothing is drawn, and batches stay (x, y)
+            hp = self.hparams
+            keep_bits = functools.partial(keep_packed, hp.seed, units=hp.hidden_dim, p=hp.dropout)
+        return TensorBatches(self.x_train.to(device), self.y_train.to(device), order, keep_bits)
 
     def val_dataloader(self) -> TensorBatches:
         # Each rank evaluates its own contiguous part of the split, no point twice: the

@@ -1,4 +1,10 @@
-"""Inverted dropout's keep mask drawn from raw random bits: the twin's rule at a fraction of the cost.
+"""Inverted dropout's keep mask on the device: the run's bits unpacked, or torch's own draws as a fallback.
+
+Under ``fit.py`` (and any loop fed by ``BlobDataModule``) each training batch brings its points'
+keep bits, packed 8 units a byte (``core.dropout.keep_packed``, the stream the NumPy twin draws
+from): ``unpack_keep`` turns them into the mask, so the two trainers drop the same units.
+
+A plain ``(x, y)`` batch (someone else's loop) has no bits: ``keep_mask`` then draws them itself.
 
 ``F.dropout`` draws a float per unit with ``bernoulli_``: on this project's 2-core CPU it took
 ~15 ms for a 512 x 2048 activation, four times the GEMM that made it. Here the mask is built
@@ -9,8 +15,8 @@ from integer draws by ``core/dropout.py``'s rule (a unit is kept where its ``bit
 - p * 256 whole (0.25, 0.125, ...): one random byte per unit (exact);
 - any other p: a 31-bit draw per unit (``torch.randint``'s int32 range), within 2**-31 of 1 - p.
 
-The draws come from torch's default generator of the activation's device, as ``F.dropout``'s
-do, so ``--seed`` fixes them and the run checkpoint's saved RNG states resume them exactly.
+The fallback's draws come from torch's default generator of the activation's device, as
+``F.dropout``'s do: the same keep rate, not the twin's masks.
 """
 
 from __future__ import annotations
@@ -18,6 +24,15 @@ from __future__ import annotations
 import torch
 
 from mlp_lightning.core.dropout import exact_bits, keep_threshold
+
+
+def unpack_keep(packed: torch.Tensor, like: torch.Tensor, p: float) -> torch.Tensor:
+    """``1 / (1 - p)`` where ``packed`` (B, ceil(H / 8)) uint8 keeps a unit (bit u % 8 of byte u // 8),
+    0 where not: ``like``'s (B, H) shape and dtype."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)  # a byte's bits, lowest first
+    kept = packed.unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and_(1)  # (B, bytes, 8), 0 or 1
+    kept = kept.view(packed.shape[0], -1)[:, : like.shape[1]]  # (B, H)
+    return kept.to(like.dtype).mul_(1.0 / (1.0 - p))
 
 
 def keep_mask(like: torch.Tensor, p: float) -> torch.Tensor:

@@ -15,7 +15,12 @@ from mlp_lightning.lightning.model import TwoLayerMLP
 
 
 class MLPClassifier(L.LightningModule):
-    """Cross-entropy on the two-layer MLP; SGD with L2 weight decay on W1 and W2 only."""
+    """Cross-entropy on the two-layer MLP; SGD with L2 weight decay on W1 and W2 only.
+
+    A training batch is ``(x, y, keep)``, ``keep`` the run's packed dropout bits for its points
+    (``BlobDataModule`` yields them: the NumPy twin's masks). A plain ``(x, y)`` batch, from
+    someone else's loop, trains too: dropout then draws its masks from torch, at the same rate.
+    """
 
     def __init__(
         self,
@@ -50,8 +55,8 @@ class MLPClassifier(L.LightningModule):
             lr=hp.lr, weight_decay=hp.weight_decay, seed=hp.seed,
         )  # fmt: skip
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x, keep)
 
     def setup(self, stage: str) -> None:
         self._logging = True
@@ -61,9 +66,9 @@ class MLPClassifier(L.LightningModule):
     def teardown(self, stage: str) -> None:
         self._logging = self._logging_steps = False
 
-    def _common_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
+    def _common_step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
+        x, y, *keep = batch  # keep: the dropout bits of a training batch, where it brings them
+        logits = self(x, *keep)
         loss = F.cross_entropy(logits, y)
         loss_metric, acc_metric = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
         loss_metric.update(loss.detach(), weight=y.shape[0])
@@ -73,7 +78,7 @@ class MLPClassifier(L.LightningModule):
             self.log(f"{stage}/acc", acc_metric, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self._common_step(batch, "train")
         if self._logging_steps:  # written at every Trainer(log_every_n_steps=N)th step, at its index
             self.log(TRAIN_LOSS_STEP, loss.detach(), on_step=True, on_epoch=False)

@@ -1,12 +1,12 @@
 """What each DDP process holds alone, and a resume must hand back to that same process.
 
-Rank 0 writes the checkpoint from its own objects. The weights, the optimizer and
-the loader position are the same on every rank; the torch RNGs that dropout draws
-from (the CPU's, and each process's own GPU's) and the torchmetrics sums of an
-epoch in progress are not: each rank sums its own shard, and when the epoch's last
-batch splits unevenly the ranks draw masks for different numbers of points. So
-every save gathers each rank's state into the checkpoint, and a resume gives each
-rank back its own, which needs the same number of processes.
+Rank 0 writes the checkpoint from its own objects. The weights, the optimizer, the
+loader position and the dropout masks (a pure function of seed, epoch and point:
+``core.dropout``) are the same on every rank, or follow from what is; the torchmetrics
+sums of an epoch in progress are not: each rank sums its own shard. So every save
+gathers each rank's sums into the checkpoint, and a resume gives each rank back its
+own, which needs the same number of processes. (A format-1 checkpoint's entries also
+hold the torch RNG states dropout drew from then; they are not read.)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def check_process_count(trained_by: int, world_size: int) -> None:
         raise ResumeError(
             f"--resume: the run was trained by {trained_by} process(es) and this launch has "
             f"{world_size}; resume it with {trained_by} (--devices x --num_nodes), because "
-            "each process continues its own data shard, dropout RNG and metric sums"
+            "each process continues its own data shard and metric sums"
         )
 
 

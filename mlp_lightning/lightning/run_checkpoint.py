@@ -11,12 +11,13 @@ validation metrics.
 Lightning saves the weights, optimizer, loop counters and the training loader's
 position (``BatchOrder`` counts the batches handed out; the loader has a length, so
 Lightning fetches without prefetching and that count is the batches trained on).
-It does not save the torch RNGs that dropout draws from (the CPU's, or the GPU's), nor the
-torchmetrics sums of an epoch in progress (the module logs the metric objects, and Lightning's
-result collection holds only references to them): the ``mlp_lightning`` section carries them (one
-entry per process), the run's hyperparameters and Lightning flags as plain values, the device
-type it ran on, and the complete epochs, so that a resume reads the run's progress in the
-project's own words rather than in Lightning's loop schema.
+It does not save the torchmetrics sums of an epoch in progress (the module logs the metric
+objects, and Lightning's result collection holds only references to them): the ``mlp_lightning``
+section carries them (one entry per process), the run's hyperparameters and Lightning flags as
+plain values, the device type it ran on, and the complete epochs, so that a resume reads the
+run's progress in the project's own words rather than in Lightning's loop schema. No RNG state:
+the dropout masks are a pure function of (seed, epoch, point) and come with the batches
+(``core.dropout``).
 """
 
 from __future__ import annotations
@@ -75,17 +76,12 @@ def _detach(states: dict[str, Any]) -> dict[str, Any]:
 
 
 def rank_state(trainer: L.Trainer, pl_module: L.LightningModule, epoch_ended: bool) -> dict[str, Any]:
-    """What this process alone holds: its RNGs (the CPU's, and its GPU's) and its metric sums.
+    """What this process alone holds: its metric sums (of its own shard).
 
     At an epoch's end the sums are the finished epoch's, which Lightning computes and resets right
     after this save: the epoch a resume starts begins with none.
     """
-    device = trainer.strategy.root_device
-    return {
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "metrics": {} if epoch_ended else metric_states(pl_module),
-    }
+    return {"metrics": {} if epoch_ended else metric_states(pl_module)}
 
 
 class RunCheckpoint(L.Callback):
@@ -112,11 +108,7 @@ class RunCheckpoint(L.Callback):
         self.stop.install()
         if self._to_restore is not None:
             own = own_rank_state(self._to_restore, trainer)  # under DDP each rank has its own
-            torch.set_rng_state(own["torch_rng"])
-            device = trainer.strategy.root_device
-            if device.type == "cuda" and own.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(own["cuda_rng"], device)  # dropout on the GPU draws from it
-            load_metric_states(pl_module, own["metrics"])
+            load_metric_states(pl_module, own["metrics"])  # a format-1 checkpoint's RNGs: unused
             self._to_restore = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -187,7 +179,7 @@ class RunCheckpoint(L.Callback):
             "device": trainer.strategy.root_device.type,
             # the run's progress in the project's own words, not Lightning's loop schema
             "epochs_done": self._epochs_done,
-            # each process's own RNGs and metric sums: under DDP every rank has its own
+            # each process's own metric sums: under DDP every rank sums its own shard
             "ranks": gather_rank_states(trainer, rank_state(trainer, pl_module, epoch_ended)),
             "stopped_by": self.stop.name,
         }

@@ -164,7 +164,8 @@ def train(
     log_every_n_steps: int = 0,
 ) -> int:
     hp, flags, resumed = plan.hp, plan.flags, plan.resumed
-    L.seed_everything(hp.seed, verbose=False)  # dropout draws from torch's global RNG
+    # the dropout bits come with the batches (core.dropout); seeded for anything else that draws
+    L.seed_everything(hp.seed, verbose=False)
     datamodule = BlobDataModule.from_hparams(hp)
     model = MLPClassifier.from_hparams(hp)
     # a resumed run writes a new event file into its own directory: the same TensorBoard run. It

@@ -1,9 +1,10 @@
 """The twin's resumable state, ``<run>/checkpoints/last.npz``: plain arrays, read with allow_pickle=False.
 
 It holds everything the next step depends on: W1, b1, W2, b2; the batch order's
-position; the dropout generator's state; the epoch's running loss and accuracy
-sums; the global step; and the run's hyperparameters. Non-array values travel as
-one JSON string (a unicode array), so nothing in the file is a pickle.
+position; the epoch's running loss and accuracy sums; the global step; and the
+run's hyperparameters. The dropout masks need no state: they are a pure function of
+(seed, epoch, point), ``core.dropout``. Non-array values travel as one JSON string
+(a unicode array), so nothing in the file is a pickle.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import TWIN_CHECKPOINT
 from mlp_lightning.runs.resume import ResumeTarget, resolve_resume, resumed_hparams
 
-FORMAT_VERSION = 1
+# 2: no dropout generator state (format 1 held one: its masks came from a generator, so such a
+# run with dropout on cannot continue with the stream's masks, and is refused)
+FORMAT_VERSION = 2
 _SUMS = ("loss_sum", "weight")  # the running mean's float32 sums, kept bit-exact as arrays
 
 
@@ -37,7 +38,6 @@ class TwinState:
     hp: HParams
     params: dict[str, np.ndarray]
     order: dict[str, int]  # BatchOrder.state_dict()
-    rng: dict[str, Any]  # np.random.Generator.bit_generator.state
     sums: dict[str, np.float32]  # RunningMean's loss_sum and weight
     counts: dict[str, int]  # RunningMean's correct and seen
     step: int
@@ -60,7 +60,6 @@ def save_state(state: TwinState, path: Path) -> None:
         "format": FORMAT_VERSION,
         "hparams": state.hp.as_dict(),
         "order": state.order,
-        "rng": state.rng,
         "counts": state.counts,
         "step": state.step,
     }
@@ -103,12 +102,16 @@ def load_state(path: Path) -> TwinState:
                 "epoch": _count(meta["order"]["epoch"]),
                 "batches_done": _count(meta["order"]["batches_done"]),
             },
-            rng=meta["rng"],
             sums={k: np.float32(arrays[k]) for k in _SUMS},
             counts={"correct": _count(meta["counts"]["correct"]), "seen": _count(meta["counts"]["seen"])},
             step=_count(meta["step"]),
         )
-        numpy_dropout_rng(hp.seed).bit_generator.state = state.rng  # the generator takes it, or raises
+        if meta.get("format", 1) < 2 and hp.dropout > 0:
+            raise CheckpointError(
+                f"checkpoint {name!r} was written before the dropout masks came from the run's stream "
+                f"(format 1, --dropout {hp.dropout:g}): it cannot continue exactly; resume it with the "
+                "version that wrote it, or train it again"
+            )
     except CheckpointError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:

@@ -11,7 +11,8 @@ buffers when given them, so the training loop allocates nothing per step.
 The model: ``logits = dropout(relu(X @ W1 + b1)) @ W2 + b2``. ReLU and inverted
 dropout are folded into one ``gate`` per hidden unit: ``1/(1-p)`` where the unit is
 positive and kept, 0 elsewhere. Then ``h = z1 * gate`` and, going back,
-``dz1 = dh * gate``: one multiply each way instead of two masks.
+``dz1 = dh * gate``: one multiply each way instead of two masks. The keep mask itself is the
+run's, ``core.dropout.keep_units``: the same bits the Lightning model gets with its batch.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
-from mlp_lightning.core.dropout import exact_bits, keep_threshold
 
 Params = dict[str, np.ndarray]  # W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)
 
@@ -58,35 +57,6 @@ class Cache:
     X: np.ndarray  # (B, D)
     h: np.ndarray  # (B, H) hidden activations after ReLU and dropout
     gate: np.ndarray | None  # (B, H) dh -> dz1 factor: 1/(1-p) or 0; None: eval only, no backward
-
-
-# Draw widths the twin takes, narrowest first (the keep rule itself is core/dropout.py's): fewer
-# bits per unit mean fewer 64-bit draws; the mask costs a quarter at 8 bits what it costs at 32.
-_WIDTHS = {8: np.uint8, 16: np.uint16, 32: np.uint32}
-
-
-def _mask_width(p: float) -> tuple[int, type]:
-    """The narrowest draw that keeps units with probability exactly 1 - p (else 32 bits, exact to 2**-32)."""
-    bits = exact_bits(p, (8, 16), fallback=32)
-    return bits, _WIDTHS[bits]
-
-
-def draw_keep(rng: np.random.Generator, p: float, shape: tuple[int, int], out: np.ndarray) -> np.ndarray:
-    """Dropout's keep mask (bool, ``shape``) from raw draws, into ``out``: a pure function of ``rng``'s state.
-
-    Raw bits and one integer comparison cost about half of ``rng.random`` plus a float
-    comparison; at p = 0.5 (the default) one bit per unit is the mask itself, and at
-    any p with ``p * 256`` whole (0.25, 0.125, ...) 8 bits per unit are exact.
-    """
-    n = shape[0] * shape[1]
-    if p == 0.5:  # one raw bit per unit, kept where it is 1
-        raw = rng.bit_generator.random_raw(-(-n // 64)).view(np.uint8)
-        np.copyto(out, np.unpackbits(raw, count=n).view(bool).reshape(shape))
-        return out
-    bits, dtype = _mask_width(p)
-    per_draw = 64 // bits
-    draws = rng.bit_generator.random_raw(-(-n // per_draw)).view(dtype)[:n].reshape(shape)
-    return np.greater_equal(draws, dtype(keep_threshold(p, bits)), out=out)
 
 
 def forward(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlp_lightning.core.data import eval_chunks
+from mlp_lightning.core.dropout import keep_units
 from mlp_lightning.core.errors import DivergenceError
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import nonfinite_names
@@ -95,11 +96,15 @@ class Workspace:
 
 
 def train_step(
-    params: Params, X: np.ndarray, y: np.ndarray, hp: HParams, rng: np.random.Generator, ws: Workspace
+    params: Params, X: np.ndarray, y: np.ndarray, hp: HParams, ws: Workspace, epoch: int, points: np.ndarray
 ) -> tuple[np.float32, int]:
-    """Forward with dropout, loss, backward, update; returns (loss, correct) of that forward pass."""
-    B = X.shape[0]
-    keep = twin.draw_keep(rng, hp.dropout, (B, ws.keep.shape[1]), out=ws.keep[:B]) if hp.dropout > 0 else None
+    """Forward with dropout, loss, backward, update; returns (loss, correct) of that forward pass.
+
+    ``points`` (B,): the rows' global indices in the training split, which with ``epoch`` pick
+    their dropout masks (``core.dropout.keep_units``, the run's stream; nothing drawn at p = 0).
+    """
+    B, p = X.shape[0], hp.dropout
+    keep = keep_units(hp.seed, epoch, points, ws.keep.shape[1], p, out=ws.keep[:B]) if p > 0 else None
     logits, cache = twin.forward(X, params, keep, hp.dropout, out=ws.cache)
     correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
     loss, dlogits = twin.cross_entropy(logits, y)

@@ -44,7 +44,6 @@ from mlp_lightning.core.report import (
     should_report,
     stopped_lines,
 )
-from mlp_lightning.core.seeds import numpy_dropout_rng
 from mlp_lightning.core.tensorboard_schema import (
     TRAIN_ACC,
     TRAIN_LOSS,
@@ -103,12 +102,10 @@ def train(
     Xtr, ytr, Xva, yva = splits if splits is not None else load_splits(hp)
     params = init_weights(hp.dim, hp.hidden_dim, hp.num_classes, hp.seed)
     order = BatchOrder(len(Xtr), hp.batch_size, hp.seed)
-    rng = numpy_dropout_rng(hp.seed)
     mean, step, first_epoch = RunningMean(), 0, 0
     if resume is not None:
         params = {name: value.copy() for name, value in resume.params.items()}
         order.load_state_dict(resume.order)
-        rng.bit_generator.state = resume.rng
         mean = RunningMean(resume.sums["loss_sum"], resume.sums["weight"], **resume.counts)
         step, first_epoch = resume.step, resume.epochs_done
     train_ws = Workspace.allocate(hp.batch_size, params)
@@ -117,7 +114,7 @@ def train(
     def snapshot() -> TwinState:
         sums = {"loss_sum": mean.loss_sum, "weight": mean.weight}
         counts = {"correct": mean.correct, "seen": mean.seen}
-        return TwinState(hp, params, order.state_dict(), rng.bit_generator.state, sums, counts, step)
+        return TwinState(hp, params, order.state_dict(), sums, counts, step)
 
     for epoch in range(first_epoch, hp.max_epochs):
         order.set_epoch(epoch)
@@ -129,7 +126,7 @@ def train(
             xb = np.take(Xtr, idx, axis=0, out=train_ws.xb[:B])
             yb = np.take(ytr, idx, out=train_ws.yb[:B])
             try:
-                loss, correct = train_step(params, xb, yb, hp, rng, train_ws)
+                loss, correct = train_step(params, xb, yb, hp, train_ws, epoch, idx)
             except DivergenceError as err:
                 raise DivergenceError(
                     f"training diverged at epoch {epoch + 1}, step {step + 1}: {err}; stopped before "
