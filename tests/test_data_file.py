@@ -193,6 +193,7 @@ def test_the_scripts_refuse_a_bad_file_before_writing_anything(script, case, tmp
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
 
 
+@pytest.mark.slow  # the quick suite has it on a standardized table (test_table_runs.py) and with dropout
 def test_a_csv_trains_both_trainers_the_same_at_dropout0(points, tmp_path):
     path = write_csv(tmp_path / "p.csv", *points)
     numpy_dir, lightning_dir = run_both(["--data", str(path), "--dropout", "0"], tmp_path / "logs")

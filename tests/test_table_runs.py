@@ -12,7 +12,7 @@ import yaml
 
 from mlp_lightning.analysis.compare import LOSS_TOLERANCE
 from mlp_lightning.analysis.evaluate import evaluate_model, evaluation_points, locate
-from mlp_lightning.analysis.export import load_model_npz
+from mlp_lightning.analysis.export import checkpoint_to_npz, load_model_npz
 from mlp_lightning.analysis.logged_run import load_run, max_differences
 from mlp_lightning.core.columns import columns_from_arrays, plain_columns, standardization
 from mlp_lightning.core.data import load_run_data, make_points
@@ -142,8 +142,8 @@ def test_new_rows_are_read_by_column_name_in_any_order_without_a_class_column(ru
 
 
 def test_the_scripts_predictions_name_the_classes(runs, table, tmp_path):
-    out = tmp_path / "pred.csv"
-    result = run_script("evaluate.py", str(runs[1]), "--data", str(table), "--predictions", str(out))
+    out = tmp_path / "pred.csv"  # the twin's model: evaluate.py answers with NumPy alone
+    result = run_script("evaluate.py", str(runs[0]), "--data", str(table), "--predictions", str(out))
     assert result.returncode == 0, result.stderr
     assert "\nloss " in result.stdout and "val loss" not in result.stdout  # not the validation split
     with open(out, newline="") as f:
@@ -171,8 +171,7 @@ def test_rows_missing_a_feature_column_are_refused_naming_it(runs, tmp_path):
 
 
 def test_the_four_line_numpy_serving_example_predicts_as_the_lightning_model(runs, table, tmp_path):
-    npz = tmp_path / "model.npz"
-    assert run_script("export_weights.py", str(runs[1]), str(npz)).returncode == 0
+    npz = checkpoint_to_npz(runs[1] / "checkpoints" / "last.ckpt", tmp_path / "model.npz")
     with open(table, newline="") as f:
         rows = list(csv.DictReader(f))
     X = np.array([[float(r[name]) for name in FEATURES] for r in rows], dtype=np.float32)  # (N, D) raw
