@@ -18,6 +18,7 @@ from mlp_lightning.analysis.compare import (
     check_pair,
     compare_runs,
     format_table,
+    global_batch_processes,
     hparam_differences,
     within_parity,
 )
@@ -246,3 +247,21 @@ def test_script_errors_are_one_line_exit_2_without_traceback(tmp_path, args, mes
     assert done.stderr.startswith("compare.py: error: ") and message in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lightning_run_at_a_whole_fraction_of_the_batch_with_the_same_steps_is_the_same_global_batch(
+    tmp_path,
+):
+    twin_hp = HParams(max_epochs=EPOCHS, n_per_class=64, batch_size=32)
+    twin = load_run(write_run(tmp_path / "numpy" / "version_0", twin_hp))
+    lightning_dir = tmp_path / "lightning" / "version_0"
+    write_run(lightning_dir, twin_hp)  # the twin's step axis: what 2 processes at 16 log
+    ddp = dataclasses.replace(load_run(lightning_dir), hparams={**twin.hparams, "batch_size": 16})
+    assert global_batch_processes(twin, ddp) == 2 and check_pair(twin, ddp) == []
+    # another step axis (one process at 16), a twin at the smaller batch, or a 1.5 ratio: not the same batch
+    assert global_batch_processes(twin, dataclasses.replace(ddp, steps=ddp.steps * 2 + 1)) is None
+    assert global_batch_processes(dataclasses.replace(ddp, path=twin.path), twin) is None
+    assert (
+        global_batch_processes(twin, dataclasses.replace(ddp, hparams={**twin.hparams, "batch_size": 24}))
+        is None
+    )

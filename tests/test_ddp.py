@@ -149,3 +149,13 @@ def test_ddp_with_dropout_on_equals_the_twin_on_the_global_batch(dropout_runs):
         np.testing.assert_allclose(
             ddp_w[name].numpy(), twin_w[name], rtol=0, atol=WEIGHT_TOLERANCE, err_msg=name
         )
+
+
+def test_compare_understands_a_ddp_run_against_the_twin_at_its_global_batch(dropout_runs, capsys):
+    from mlp_lightning.analysis.compare import compare_runs
+
+    twin_dir, ddp_dir = dropout_runs
+    assert compare_runs(twin_dir, ddp_dir, check=True) == 0  # no --force: 2 x 64 is the twin's 128
+    out = capsys.readouterr().out
+    assert "note: the same global batch: 2 processes x --batch_size 64 = 128" in out
+    assert "check passed" in out

@@ -42,6 +42,21 @@ def hparam_differences(a: Run, b: Run) -> list[str]:
     ]
 
 
+def global_batch_processes(a: Run, b: Run) -> int | None:
+    """W where one run is a W-process Lightning run at ``--batch_size b`` and the other trains on the
+    same global batch, ``W * b``: the only hyperparameter they differ in is batch_size, by that whole
+    factor, and their step axes are the same (the number of global batches an epoch is cut into
+    depends on ``W * b``). None where the pair is not that."""
+    if [name for name in hparam_names() if a.hparams.get(name) != b.hparams.get(name)] != ["batch_size"]:
+        return None
+    (small, large) = sorted((a, b), key=lambda run: run.hparams["batch_size"])
+    processes, rest = divmod(int(large.hparams["batch_size"]), int(small.hparams["batch_size"]))
+    ddp = small.path.parent.name == LIGHTNING_TRAINER
+    if rest or processes < 2 or not ddp or _steps_differ(a, b) is not None:
+        return None
+    return processes
+
+
 def format_hparam(name: str, value: float | int | str) -> str:
     """A hyperparameter as its flag takes it: TensorBoard stores every number as a float, so an
     integer field's ``30.0`` prints as ``30``; a float field's ``2.0`` stays ``2.0``."""
@@ -81,7 +96,7 @@ def check_pair(a: Run, b: Run) -> list[str]:
         broken.append(f"the tags differ (only in A: {only_a}; only in B: {only_b})")
     if (steps := _steps_differ(a, b)) is not None:
         broken.append(f"the steps differ ({steps})")
-    changed = hparam_differences(a, b)
+    changed = [] if global_batch_processes(a, b) else hparam_differences(a, b)
     if changed:
         broken.append(f"the hyperparameters differ ({'; '.join(changed)})")
     return broken + within_parity(a, b)
@@ -143,6 +158,10 @@ def compare_runs(
 
 def _compare(a: Run, b: Run, figure: Path, force: bool, check: bool) -> int:
     changed = hparam_differences(a, b)
+    if processes := global_batch_processes(a, b):
+        sizes = sorted(int(run.hparams["batch_size"]) for run in (a, b))
+        print(f"note: the same global batch: {processes} processes x --batch_size {sizes[0]} = {sizes[1]}")
+        changed = []
     if changed and not force:
         raise RunError(
             f"{a.name} and {b.name} were trained with different hyperparameters "
