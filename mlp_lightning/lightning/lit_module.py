@@ -46,6 +46,7 @@ class MLPClassifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         # set by setup() under a Trainer: the hand-driven loops (parity tests, benchmarks) log nothing
         self._logging = self._logging_steps = False
+        self._logged: set[str] = set()  # the stages whose metric objects this epoch's results hold
 
     @classmethod
     def from_hparams(cls, hp: HParams) -> MLPClassifier:
@@ -73,10 +74,19 @@ class MLPClassifier(L.LightningModule):
         loss_metric, acc_metric = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
         loss_metric.update(loss.detach(), weight=y.shape[0])
         acc_metric.update(logits.detach(), y)
-        if self._logging:  # the objects: Lightning calls compute() and reset() at the epoch's end
+        if self._logging and stage not in self._logged:
+            # the objects, once an epoch (a self.log() call costs more than this model's step): Lightning
+            # keeps them and calls compute() and reset() at the epoch's end, whatever the schedule
             self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=True)
             self.log(f"{stage}/acc", acc_metric, on_step=False, on_epoch=True, prog_bar=True)
+            self._logged.add(stage)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._logged.discard("train")  # Lightning starts the epoch's results afresh
+
+    def on_validation_epoch_start(self) -> None:
+        self._logged.discard("val")
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self._common_step(batch, "train")
