@@ -17,6 +17,7 @@ import numpy as np
 
 from mlp_lightning.core.column_choice import listing
 from mlp_lightning.core.columns import Columns
+from mlp_lightning.core.csv_table import header_names
 from mlp_lightning.core.data_file import read_data_file, read_new_rows
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import HParams
@@ -35,7 +36,7 @@ def rows_of_file(
     """
     target = target if target is not None else (hp.target if hp is not None else "")
     generic = columns.feature_names == tuple(f"x{j + 1}" for j in range(columns.dim))
-    if generic and Path(path).suffix.lower() == ".csv" and not _has_columns(path, columns.feature_names):
+    if generic and _csv_without_columns(path, columns.feature_names):
         points = read_data_file(path, target=target)
         found, X, y, names = points.path, points.X, points.y, points.class_names
     else:
@@ -46,12 +47,12 @@ def rows_of_file(
     return X, y, f"all {len(X)} rows of {found}"
 
 
-def _has_columns(path: str | Path, names: tuple[str, ...]) -> bool:
-    try:
-        read_new_rows(path, names, target="")
-    except ConfigError:
-        return False
-    return True
+def _csv_without_columns(path: str | Path, names: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a .csv whose header lacks one of ``names`` (read from its header row alone)."""
+    path = Path(path).absolute()
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return False  # read_new_rows names what is wrong with it
+    return not set(names) <= set(header_names(path, f"--data {str(path)!r}"))
 
 
 def _labels_by_name(y: np.ndarray, names: tuple[str, ...], columns: Columns, where: str) -> np.ndarray:

@@ -40,6 +40,11 @@ def read_csv(
     return X, y, classes, tuple(names[j] for j in features), names[label]
 
 
+def header_names(path: Path, where: str) -> list[str]:
+    """The column names of the header row, without reading the rows below it."""
+    return _header(path, where, need_class=False)[1]
+
+
 def class_column_name(path: Path, where: str) -> str:
     """The name of the last column, the class column when no ``--target`` is given."""
     return _header(path, where)[1][-1]

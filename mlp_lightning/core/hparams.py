@@ -202,8 +202,13 @@ def column_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(HParams) if f.metadata["columns"])
 
 
-_KINDS = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
-_KINDS[tuple] = "a list of names"
+_KINDS = {
+    int: "an integer",
+    float: "a finite number",
+    bool: "true or false",
+    str: "a string",
+    tuple: "a list of names",
+}
 
 
 def validate(hp: HParams) -> HParams:
