@@ -57,15 +57,38 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def run_script(name: str, *args: str, timeout: float = 120, cwd: Path | None = None):
-    """Run ``scripts/<name>`` in a fresh interpreter; returns the CompletedProcess."""
+def run_script(
+    name: str, *args: str, timeout: float = 120, cwd: Path | None = None, memory: int | None = None
+):
+    """Run ``scripts/<name>`` in a fresh interpreter; returns the CompletedProcess.
+
+    ``memory``: a cap in bytes on the child's address space (RLIMIT_AS), so that a probe
+    that would exhaust memory fails with MemoryError instead of taking the machine.
+    """
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / name), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=cwd or REPO,
+        preexec_fn=None if memory is None else address_space_limited(memory),
     )
+
+
+GIB = 1 << 30
+
+
+def address_space_limited(limit: int):
+    """A ``preexec_fn`` that caps a child's address space at ``limit`` bytes (RLIMIT_AS).
+
+    Importing torch and Lightning fits in 1 GiB here; a probe's allocation past the cap
+    raises MemoryError in the child, which a test sees as a traceback on stderr.
+    """
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return limit_memory
 
 
 def run_numpy(argv: list[str], logdir: Path) -> Path:
