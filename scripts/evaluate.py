@@ -36,6 +36,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="write one CSV row per point: label, predicted class, p_<class> for each class",
     )
     add(
+        "--keep",
+        nargs="*",
+        default=None,
+        metavar="COLUMN",
+        help="columns of the --data .csv copied into --predictions first, as written (default: the "
+        "columns the run left out with --drop, such as an id; --keep alone: none)",
+    )
+    add(
         "--target",
         dest="class_column",
         default=None,
@@ -50,13 +58,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             default=None,
             help=f"{fields[name].metadata['help']} (default: the run's)",
         )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.keep is not None and (args.predictions is None or args.data is None):
+        parser.error("--keep copies columns of a --data .csv into --predictions: give both")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mlp_lightning.analysis.evaluate import evaluate_model, evaluation_points, locate
-    from mlp_lightning.analysis.predictions import write_predictions
+    from mlp_lightning.analysis.predictions import carried_columns, write_predictions
     from mlp_lightning.core.errors import ConfigError, WriteFailed, fail, fail_write
     from mlp_lightning.core.report import scores_line, val_line
 
@@ -65,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         model = locate(args.target)
         points = evaluation_points(model, args.data, given, args.class_column)
         result = evaluate_model(model, points)
+        carried = ()
+        if args.predictions is not None and args.data is not None:
+            keep = None if args.keep is None else tuple(args.keep)
+            carried = carried_columns(args.data, keep, model.hp, len(result.probs))
     except ConfigError as err:
         fail(PROG, str(err))
     print(f"{model.weights_file} ({model.backend}) on {result.what}")
@@ -75,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         print((val_line if points.validation else scores_line)(result.loss, result.acc))
     if args.predictions is not None:
         try:
-            written = write_predictions(result.probs, result.y, result.class_names, args.predictions)
-            print(f"predictions: {written}")
+            written = write_predictions(result.probs, result.y, result.class_names, args.predictions, carried)
+            with_ids = f" (first {', '.join(name for name, _ in carried)}, from the file)" if carried else ""
+            print(f"predictions: {written}{with_ids}")
         except WriteFailed as err:
             return fail_write(PROG, err)
+        except ConfigError as err:
+            fail(PROG, str(err))
     return 0
 
 

@@ -148,8 +148,58 @@ def test_the_scripts_predictions_name_the_classes(runs, table, tmp_path):
     assert "\nloss " in result.stdout and "val loss" not in result.stdout  # not the validation split
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["label", "predicted", *(f"p_{name}" for name in CLASSES)]
+    assert list(rows[0]) == ["id", "label", "predicted", *(f"p_{name}" for name in CLASSES)]
     assert {r["label"] for r in rows} == set(CLASSES) and {r["predicted"] for r in rows} <= set(CLASSES)
+
+
+def test_predictions_carry_the_rows_ids_the_run_left_out_so_they_match_rows_by_id(runs, table, tmp_path):
+    shuffled, out = tmp_path / "new.csv", tmp_path / "pred.csv"
+    with open(table, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    rows = rows[::-1][:30]  # other rows, in another order, ids of any form
+    rows[0][0] = "007"  # written as text: not read as the number 7
+    with open(shuffled, "w", newline="") as f:
+        csv.writer(f).writerows([header[::-1], *(row[::-1] for row in rows)])  # columns reversed too
+    result = run_script("evaluate.py", str(runs[0]), "--data", str(shuffled), "--predictions", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "(first id, from the file)" in result.stdout
+    with open(out, newline="") as f:
+        predicted = list(csv.DictReader(f))
+    assert [p["id"] for p in predicted] == [row[0] for row in rows] and predicted[0]["id"] == "007"
+    assert [p["label"] for p in predicted] == [row[-1] for row in rows]
+
+
+def test_keep_chooses_the_carried_columns_and_refuses_one_the_file_lacks(runs, table, tmp_path):
+    out = tmp_path / "pred.csv"
+    chosen = run_script(
+        "evaluate.py",
+        str(runs[0]),
+        "--data",
+        str(table),
+        "--predictions",
+        str(out),
+        "--keep",
+        "species",
+        "id",
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert out.read_text().splitlines()[0].startswith("species,id,label,predicted,")
+    none = run_script("evaluate.py", str(runs[0]), "--data", str(table), "--predictions", str(out), "--keep")
+    assert none.returncode == 0 and out.read_text().startswith("label,predicted,")
+    before, labelled = out.read_bytes(), tmp_path / "labelled.csv"
+    with open(table, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    with open(labelled, "w", newline="") as f:  # a column named as one the predictions write
+        csv.writer(f).writerows([[*header, "label"], *([*row, "x"] for row in rows)])
+    for data, keep, words in (
+        (table, "nope", "no column 'nope' to carry"),
+        (labelled, "label", "the predictions have a column of that name already"),
+    ):
+        refused = run_script(
+            "evaluate.py", str(runs[0]), "--data", str(data), "--predictions", str(out), "--keep", keep
+        )
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+        assert words in refused.stderr and out.read_bytes() == before
 
 
 def test_rows_whose_classes_the_model_never_saw_are_refused_naming_both_sets(runs, tmp_path):

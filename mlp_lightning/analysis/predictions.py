@@ -17,7 +17,7 @@ import numpy as np
 
 from mlp_lightning.core.column_choice import listing
 from mlp_lightning.core.columns import Columns
-from mlp_lightning.core.csv_table import header_names
+from mlp_lightning.core.csv_table import header_names, read_text_columns
 from mlp_lightning.core.data_file import read_data_file, read_new_rows
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import HParams
@@ -67,10 +67,36 @@ def _labels_by_name(y: np.ndarray, names: tuple[str, ...], columns: Columns, whe
     return np.array([index[name] for name in names], dtype=np.int64)[y]
 
 
+def carried_columns(
+    path: str | Path, keep: tuple[str, ...] | None, hp: HParams | None, rows: int
+) -> tuple[tuple[str, np.ndarray], ...]:
+    """The columns of a .csv that its predictions carry, as written: (name, (rows,) text) pairs.
+
+    ``keep`` names them; by default they are the columns the run left out with ``--drop`` that the
+    file has, since a column one drops is most often the row's id, and predictions without it
+    could only be matched to their rows by position.
+    """
+    path = Path(path).absolute()
+    where = f"--data {str(path)!r}"
+    if path.suffix.lower() != ".csv":
+        if keep:
+            raise ConfigError(f"--keep {listing(keep)}: names columns of a .csv; {where} is not one")
+        return ()
+    if keep is None:
+        present = set(header_names(path, where))
+        keep = tuple(name for name in (hp.drop if hp is not None else ()) if name in present)
+    return tuple(zip(keep, read_text_columns(path, where, keep, rows), strict=True))
+
+
 def write_predictions(
-    probs: np.ndarray, y: np.ndarray | None, class_names: tuple[str, ...], path: str | Path
+    probs: np.ndarray,
+    y: np.ndarray | None,
+    class_names: tuple[str, ...],
+    path: str | Path,
+    carried: tuple[tuple[str, np.ndarray], ...] = (),
 ) -> Path:
-    """One CSV row per point, in order: its label (if known), the predicted class, each class's probability.
+    """One CSV row per point, in order: the ``carried`` columns (an id), its label (if known), the
+    predicted class, each class's probability.
 
     ``probs`` (N, C); ``y`` (N,) or None. Classes are written by name; the probability columns
     are ``p_<name>``.
@@ -80,6 +106,9 @@ def write_predictions(
     columns = [names[probs.argmax(axis=1)], *(probs[:, k] for k in range(probs.shape[1]))]
     if y is not None:
         header, columns = ["label", *header], [names[y], *columns]
+    if clash := [name for name, _ in carried if name in header]:
+        raise ConfigError(f"--keep {listing(clash)}: the predictions have a column of that name already")
+    header, columns = [name for name, _ in carried] + header, [column for _, column in carried] + columns
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")  # quotes a name holding a comma or a quote
     writer.writerow(header)

@@ -25,6 +25,7 @@ from mlp_lightning.core.class_labels import RowNeeded, class_labels
 from mlp_lightning.core.column_choice import choose_columns, listing
 from mlp_lightning.core.columns import shown_name
 from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.quoted import quoted_text
 
 SEPARATORS = (",", ";", "\t")
 CHUNK = 1 << 22  # bytes per read of the shape scan
@@ -66,6 +67,39 @@ def read_csv_by_name(
         )
     features, label = [at[name] for name in feature_names], at.get(target)
     return _read(path, where, line, names, sep, features, label)
+
+
+def read_text_columns(path: Path, where: str, wanted: tuple[str, ...], rows: int) -> list[np.ndarray]:
+    """The columns ``wanted`` of a .csv, by name, as text as written: (rows,) each, one per data row.
+
+    For predictions that carry a row's id. ``rows`` is how many data rows the features were read
+    from; the text columns must line up with them, row for row.
+    """
+    import pandas as pd
+
+    line, names, sep = _header(path, where, need_class=False)
+    at = {name: j for j, name in enumerate(names)}
+    missing = [name for name in wanted if name not in at]
+    if missing:
+        raise ConfigError(f"{where}: no column {listing(missing)} to carry into the predictions")
+    if not wanted:
+        return []
+    used = [at[name] for name in wanted]
+    try:
+        frame = pd.read_csv(
+            path, sep=sep, header=None, skiprows=line, usecols=used, quotechar='"', encoding="utf-8-sig",
+            engine="c", na_filter=False, skip_blank_lines=True, dtype=str,
+        )  # fmt: skip
+    except (
+        ValueError
+    ) as err:  # the features were read, so this is a row pandas and the csv module split apart
+        raise ConfigError(
+            f"{where}: columns {listing(wanted)} cannot be read: {quoted_text(str(err), 200)}"
+        ) from None
+    columns = [frame[j].to_numpy(dtype=object) for j in used]
+    if any(len(column) != rows for column in columns):
+        raise ConfigError(f"{where}: its columns {listing(wanted)} do not line up with its {rows} rows")
+    return columns
 
 
 def _read(
