@@ -134,6 +134,28 @@ def test_separators_quotes_line_endings_and_a_bom_read_the_same(text, tmp_path):
     assert got.feature_names == ("x1", "x2") and got.class_names == ("a", "b")
 
 
+def test_a_semicolon_file_with_decimal_commas_reads_as_its_decimal_point_twin(tmp_path):
+    """A spreadsheet's export where the comma is the decimal mark: ``;`` between columns, ``1,5``."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(scale=10.0 ** rng.integers(-4, 5, size=(200, 3)), size=(200, 3))
+    rows = [[*(f"{v:.9g}" for v in row), ("ja", "nein")[k % 2]] for k, row in enumerate(values)]
+    point = write(tmp_path, "a;b;c;klasse\n" + "".join(";".join(r) + "\n" for r in rows), "point.csv")
+    comma = write(tmp_path, point.read_text().replace(".", ","), "comma.csv")
+    expected = read_data_file(point)
+    for path in (comma, point):
+        got = read_data_file(path)
+        assert got.X.tobytes() == expected.X.tobytes() and got.class_names == ("ja", "nein")
+    fast, _ = csv_table._fast(comma, ";", 1, 4, [0, 1, 2], 3)
+    slow, _, _ = csv_table._slow(comma, "", ";", ["a", "b", "c", "klasse"], [0, 1, 2], 3)
+    assert fast.tobytes() == slow.tobytes() == expected.X.tobytes()
+
+
+def test_a_missing_value_is_named_as_one_not_as_a_text_column(tmp_path):
+    message = refusal(write(tmp_path, "a,b,label\n1,NA,x\n2,3,y\n"))
+    assert "row 2, column 2 ('b'): 'NA' is not a number; a missing value" in message
+    assert "--drop" not in message  # a column of numbers with a gap is not a column of names
+
+
 def test_a_quoted_separator_stays_in_its_field(tmp_path):
     got = read_data_file(write(tmp_path, 'x1,"name, long",label\n1,2,"a, b"\n3,4,c\n'), drop=("name, long",))
     assert got.class_names == ("a, b", "c") and got.X.tolist() == [[1.0], [3.0]]

@@ -2,7 +2,9 @@
 
 The first non-blank row is the header; its columns are chosen by name: ``--target`` the class
 column (default: the last), ``--drop`` columns left out (an id). The separator is the first of
-``,`` ``;`` and tab that occurs in the header outside quotes (a comma where none does). The fast
+``,`` ``;`` and tab that occurs in the header outside quotes (a comma where none does); a
+``;``-separated file's numbers may have a decimal comma (``1,5``), as spreadsheets write them where
+the comma is the decimal mark. The fast
 path reads the used columns with ``pandas.read_csv`` (features as float32, the class as a number
 or as text): a million rows of twenty features take 0.6 s where ``np.loadtxt`` takes 4.5 s here,
 which is what a table a user brings must cost (issue 22's 3-second budget). A byte scan checks
@@ -14,6 +16,7 @@ and column. Rows count from the header's line, blank lines included; the file is
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 from array import array
@@ -28,6 +31,11 @@ from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.quoted import quoted_text
 
 SEPARATORS = (",", ";", "\t")
+# A ';'-separated file is what a spreadsheet writes where the decimal mark is a comma (1,5): its
+# numbers are read with a decimal point first, then with a decimal comma.
+DECIMAL_MARKS = {",": (".",), "\t": (".",), ";": (".", ",")}
+DECIMAL_COMMA = re.compile(r"\s*[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?\s*")
+MISSING = {"", "NA", "N/A", "NAN", "NULL", "NONE", "?", "-", "#N/A", "NIL", "MISSING"}  # upper-cased
 CHUNK = 1 << 22  # bytes per read of the shape scan
 
 
@@ -158,19 +166,25 @@ def _fast(
     rows = None if usecols is None else _rows_if_regular(path, sep, width)
     if usecols is not None and (rows is None or rows < 2):  # a ragged row, or no data row: the slow path
         raise ValueError
-    options = dict(
-        sep=sep, header=None, skiprows=line, usecols=usecols, quotechar='"', encoding="utf-8-sig",
-        engine="c", na_filter=False, skip_blank_lines=True,
-    )  # fmt: skip
     types = {j: np.float32 for j in features}
-    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: refused below
-        try:
-            classes = {} if label is None else {label: np.float64}
-            frame = pd.read_csv(path, dtype={**types, **classes}, **options)
-        except ValueError:  # text classes, or a bad cell (then this fails too: the slow path names it)
-            if label is None:
-                raise
-            frame = pd.read_csv(path, dtype={**types, label: str}, **options)
+    classes = [{}] if label is None else [{label: np.float64}, {label: str}]  # a number, else text
+    frame = None
+    for decimal in DECIMAL_MARKS[sep]:
+        options = dict(
+            sep=sep, header=None, skiprows=line, usecols=usecols, quotechar='"', encoding="utf-8-sig",
+            engine="c", na_filter=False, skip_blank_lines=True, decimal=decimal,
+        )  # fmt: skip
+        for class_type in classes:
+            with (
+                contextlib.suppress(ValueError),
+                np.errstate(over="ignore"),
+            ):  # beyond float32: inf, refused below
+                frame = pd.read_csv(path, dtype={**types, **class_type}, **options)
+                break
+        if frame is not None:
+            break
+    if frame is None:  # a bad cell: the slow path names it
+        raise ValueError
     X = frame[features].to_numpy(np.float32)  # (N, D) in the features' order
     labels = None if label is None else frame[label].to_numpy()
     if labels is not None and labels.dtype == object:
@@ -266,10 +280,15 @@ def _feature(
     at = f"{where}: row {number}, column {j + 1} ({names[j]!r})"
     if not cell.strip():
         raise ConfigError(f"{at}: empty cell")
+    if sep == ";" and DECIMAL_COMMA.fullmatch(cell):
+        cell = cell.replace(",", ".")
     try:
         value = float(cell)
     except ValueError:
         hint = f" (columns separated by {sep!r})" if sep != "," else ""
+        if cell.strip().upper() in MISSING:
+            hint += "; a missing value: rows are not filled in, so fill it or leave the row out"
+            row_is_first = False
         if row_is_first:  # text from the first row on: a column of names or ids, not a feature
             hint += f"; a feature holds numbers: leave a text column out with --drop {names[j]}"
         raise ConfigError(f"{at}: {shown_name(cell)} is not a number{hint}") from None
