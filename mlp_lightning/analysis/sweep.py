@@ -73,10 +73,14 @@ def plan(args: SweepArgs, stored: StoredRuns) -> Plan:
 
 
 def print_commands(args: SweepArgs, scripts: Path) -> int:
-    """One command line per run still to train (new, or a ``--resume``), for a job array; runs nothing."""
+    """One command line per run still to train (new, or a ``--resume``), for a job array; runs nothing.
+
+    Each line continues its run when rerun (a requeued or retried task): a ``--resume`` does, and a
+    new run's line names a ``--run_id`` that its rerun finds.
+    """
     logdir = Path(os.path.abspath(args.logdir))  # a task of a job array may start elsewhere
     for job in plan(args, StoredRuns(args.logdir)).todo:
-        print(shlex.join(job.argv(logdir, scripts)))
+        print(shlex.join(job.argv(logdir, scripts, run_id=True)))
     return 0
 
 

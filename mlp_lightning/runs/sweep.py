@@ -8,6 +8,7 @@ its own, in its own ``<logdir>/<trainer>/version_N``. A run's configuration is w
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -48,6 +49,11 @@ class Combination:
     def argv(self) -> list[str]:
         return [arg for name, value in self.flags for arg in (f"--{name}", value)]
 
+    @property
+    def run_id(self) -> str:
+        """``sweep-<16 hex digits>``: the ``--run_id`` of its runs, a digest of every hyperparameter."""
+        return "sweep-" + hashlib.sha256(repr(hparams_key(self.hparams)).encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class SweepArgs:
@@ -74,13 +80,18 @@ class Job:
     def label(self) -> str:
         return f"{self.trainer} {self.combination.label}"
 
-    def argv(self, logdir: Path, scripts: Path) -> list[str]:
-        """The command that trains this run; ``scripts``: the folder holding the two scripts."""
+    def argv(self, logdir: Path, scripts: Path, run_id: bool = False) -> list[str]:
+        """The command that trains this run; ``scripts``: the folder holding the two scripts.
+
+        ``run_id``: a new run's command names it (``--run_id``), so that the command, rerun by a
+        scheduler after a preemption, continues the run it started (``runs/run_id.py``).
+        """
         command = [sys.executable, str(scripts / SCRIPTS[self.trainer])]
         if self.resume is not None:  # the run keeps the flags it started with
             return [*command, "--resume", str(self.resume)]
         lightning = LIGHTNING_FLAGS if self.trainer == LIGHTNING_TRAINER else ()
-        return [*command, *self.combination.argv(), "--logdir", str(logdir), *lightning]
+        named = ["--run_id", self.combination.run_id] if run_id else []
+        return [*command, *self.combination.argv(), "--logdir", str(logdir), *named, *lightning]
 
 
 def usable_cpus() -> int:
