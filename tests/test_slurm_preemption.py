@@ -183,7 +183,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-DDP = ["--n_per_class", "50", "--val_fraction", "0.23", "--batch_size", "16", "--max_epochs", "40"]
+DDP = ["--n_per_class", "50", "--val_fraction", "0.23", "--batch_size", "16", "--max_epochs", "20"]
 
 
 def ddp_tasks(tmp_path: Path, logdir: Path, job: str, **more: str) -> list[subprocess.Popen]:
@@ -207,17 +207,28 @@ def ended(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
                 proc.wait()
 
 
-@pytest.mark.slow  # three 2-process launches: ~20-40 s on 2 cores
-def test_a_two_task_slurm_ddp_job_stops_at_one_batch_saves_once_and_its_requeue_is_exact(tmp_path):
-    whole, logdir = tmp_path / "whole", tmp_path / "logs"
-    reference = ended(ddp_tasks(tmp_path, whole, job="778"))
+@pytest.fixture(scope="module")
+def ddp_uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp_uninterrupted")
+    reference = ended(ddp_tasks(tmp, tmp / "logs", job="778"))
     assert [code for code, _, _ in reference] == [0, 0], reference[0][2][-3000:] + reference[1][2][-3000:]
+    return tmp / "logs" / "lightning" / "version_0"
 
+
+@pytest.mark.slow  # two 2-process launches per signal, one more for the reference: ~15 s each on 2 cores
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM], ids=["SIGUSR1", "SIGTERM"])
+def test_a_two_task_slurm_ddp_job_stops_at_one_batch_saves_once_and_its_requeue_is_exact(
+    tmp_path, ddp_uninterrupted, signum
+):
+    logdir = tmp_path / "logs"
     delay = random.uniform(0, MAX_DELAY_S)
-    stopped = signalled(ddp_tasks(tmp_path, logdir, job=JOB), signal.SIGUSR1, delay)
-    assert [code for code, _, _ in stopped] == [138, 138], f"delay {delay:.3f} s: {stopped[0][2][-3000:]}"
-    assert "stopped by SIGUSR1" in stopped[0][2] and "stopped by" not in stopped[1][2]  # rank 0 says it
-    assert scontrol_calls(tmp_path) == [f"requeue {JOB}"]  # rank 0 alone asks
+    stopped = signalled(ddp_tasks(tmp_path, logdir, job=JOB), signum, delay)
+    code = 128 + signum
+    assert [code for code, _, _ in stopped] == [code, code], f"delay {delay:.3f} s: {stopped[0][2][-3000:]}"
+    name = signal.Signals(signum).name
+    assert f"stopped by {name}" in stopped[0][2] and "stopped by" not in stopped[1][2]  # rank 0 says it
+    requeued = [f"requeue {JOB}"] if signum == signal.SIGUSR1 else []
+    assert scontrol_calls(tmp_path) == requeued  # rank 0 alone asks
     run_dir = logdir / "lightning" / "version_0"
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
@@ -225,8 +236,8 @@ def test_a_two_task_slurm_ddp_job_stops_at_one_batch_saves_once_and_its_requeue_
     assert [code for code, _, _ in again] == [0, 0], again[0][2][-3000:] + again[1][2][-3000:]
     assert f"resuming {run_dir}" in again[0][1]
     assert sorted(p.name for p in (logdir / "lightning").iterdir()) == ["version_0"]
-    assert scontrol_calls(tmp_path) == [f"requeue {JOB}"]
-    assert_same_run("lightning", whole / "lightning" / "version_0", run_dir)
+    assert scontrol_calls(tmp_path) == requeued
+    assert_same_run("lightning", ddp_uninterrupted, run_dir)
     assert not list(tmp_path.glob("hpc_ckpt_*"))
 
 
