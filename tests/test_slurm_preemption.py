@@ -375,3 +375,28 @@ def test_under_slurm_lightning_leaves_sigusr1_and_sigterm_to_the_run_and_restore
         assert all(isinstance(owner, StopRequest) for owner in owners), owners
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "hpc_ckpt_1.ckpt", "logs"]
     assert recorded_run_id(tmp_path / "logs" / "lightning" / "version_0") == f"slurm-{JOB}"
+
+
+def test_a_sweep_under_slurm_stopped_by_sigusr1_requeues_its_job_once_and_its_runs_ask_for_none(
+    tmp_path, monkeypatch, capsys
+):
+    from mlp_lightning.analysis import sweep as analysis_sweep
+    from mlp_lightning.cli import parse_sweep_args
+    from mlp_lightning.runs.sweep import Job
+
+    for name, value in srun_env(tmp_path).items():
+        if name.startswith("SLURM_") or name in ("PATH", "SCONTROL_LOG"):
+            monkeypatch.setenv(name, value)
+    args = parse_sweep_args(
+        ["--trainers", "numpy", "--seed", "0", "1", *TINY, "--logdir", str(tmp_path / "logs")]
+    )
+    argv = Job("numpy", args.combinations[0]).argv(tmp_path / "logs", REPO / "scripts", requeue=False)
+    assert argv[2:4] == ["--requeue", "false"] and parse_numpy_args(argv[2:]).requeue is False
+
+    def stopped_pool(jobs, logdir, scripts, processes, on_done, on_progress=None) -> int:
+        return 138  # SIGUSR1 passed on to the runs, each saved and asked for no requeue
+
+    monkeypatch.setattr(analysis_sweep, "run_pool", stopped_pool)
+    assert analysis_sweep.run_sweep(args, REPO / "scripts") == 138
+    assert f"sweep: requeued SLURM job {JOB} (scontrol requeue {JOB})" in capsys.readouterr().out
+    assert scontrol_calls(tmp_path) == [f"requeue {JOB}"]

@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from mlp_lightning.runs.layout import (
     NUMPY_TRAINER,
     TWIN_CHECKPOINT,
 )
+from mlp_lightning.runs.slurm import requeue_line
 from mlp_lightning.runs.sweep import TRAINERS, Job, StoredRuns, SweepArgs, run_pool
 
 RESUMABLE = {NUMPY_TRAINER: TWIN_CHECKPOINT, LIGHTNING_TRAINER: LIGHTNING_CHECKPOINT}  # in CHECKPOINT_DIR
@@ -131,6 +133,8 @@ def run_sweep(args: SweepArgs, scripts: Path) -> int:
         print(
             f"sweep: stopped by a signal ({counts}); the same command finishes it ({args.logdir})", flush=True
         )
+        if requeued := requeue_line("sweep", signal.Signals(code - 128).name, True):
+            print(requeued, flush=True)  # under SLURM, after SIGUSR1: once for the job, not once per run
         return code
     print()
     report(list(runs.values()), args.logdir)
