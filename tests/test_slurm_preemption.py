@@ -96,12 +96,11 @@ def signalled(procs: list[subprocess.Popen], signum: int, delay: float) -> list[
             procs[0].wait(timeout=delay)
         for proc in procs:
             proc.send_signal(signum)
-        return [(proc.wait(timeout=300), proc.stdout.read(), proc.stderr.read()) for proc in procs]
-    finally:
+    except BaseException:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            proc.kill()
+        raise
+    return ended(procs)
 
 
 def start(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
@@ -198,8 +197,10 @@ def ddp_tasks(tmp_path: Path, logdir: Path, job: str, **more: str) -> list[subpr
 
 
 def ended(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+    """Each process's exit code and the rest of its output, once it has ended (killed after 300 s)."""
     try:
-        return [(proc.wait(timeout=300), proc.stdout.read(), proc.stderr.read()) for proc in procs]
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+        return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs, strict=True)]
     finally:
         for proc in procs:
             if proc.poll() is None:
