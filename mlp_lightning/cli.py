@@ -159,7 +159,7 @@ def _parse(
         )  # fmt: skip
         logdir = Path(ns.logdir)
         trainer_name = NUMPY_TRAINER if numpy_only else LIGHTNING_TRAINER
-        if a_run:
+        if a_run and not numpy_only:  # the twin is one process whatever the variables say
             check_single_process_rank(os.environ)
         if ns.run_id is not None:
             check_run_id(ns.run_id)
@@ -415,7 +415,8 @@ def one_line(message: str) -> str:
     m = _TYPE_ERROR.search(message)
     if m:
         key, type_name, value = m.groups()
-        kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(type_name, type_name)
+        kind = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
+        kind = kind.get(type_name, type_name)
         return f"--{key} must be {kind}, got {value.strip()!r}"
     if message.startswith(("Problems parsing config", "Unexpected config")):  # the file is not flag: value
         return f"--config: {' '.join(message.split())} (allowed: a YAML file of flag: value lines)"
