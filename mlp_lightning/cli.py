@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import difflib
 import itertools
+import os
 import re
 import shlex
 import sys
@@ -45,6 +46,7 @@ from mlp_lightning.runs.layout import (
     check_logdir,
 )
 from mlp_lightning.runs.resume import RESUME_MAY_CHANGE, RESUME_NEWEST, resolve_resume
+from mlp_lightning.runs.run_id import check_run_id, run_id_to_continue, run_id_to_record, run_to_continue
 from mlp_lightning.runs.sweep import TRAINERS, Combination, SweepArgs, default_jobs, hparams_key
 
 _TRAINER_HELP = {
@@ -96,6 +98,16 @@ def build_parser(prog: str, description: str, lightning: bool = True) -> Argumen
         "and when interrupted); bounds what a hard kill can lose",
     )  # fmt: skip
     parser.add_argument(
+        "--run_id", type=Optional[str], default=None,  # noqa: UP045
+        help="continue the run under --logdir that recorded this id if it holds a checkpoint, start one "
+        "recording it otherwise: the same command, rerun by a scheduler, continues its run "
+        "(under SLURM a restarted job does this with its job id unasked)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--requeue", type=bool, default=True,
+        help="under SLURM, after SIGUSR1 has stopped and saved the run: scontrol requeue the job",
+    )  # fmt: skip
+    parser.add_argument(
         "--log_every_n_steps", type=int, default=LOG_EVERY_N_STEPS,
         help="also write the training batch's loss (train/loss_step) every this many optimizer steps "
         "(0: per-epoch scalars only)",
@@ -119,7 +131,10 @@ def parse_numpy_args(argv: Sequence[str] | None = None, prog: str = "baseline_nu
     return _parse(argv, prog, "Train the same MLP in pure NumPy (the twin).", numpy_only=True)
 
 
-def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: bool) -> RunArgs:
+def _parse(
+    argv: Sequence[str] | None, prog: str, description: str, numpy_only: bool, a_run: bool = True
+) -> RunArgs:
+    """``a_run``: the command line of a run about to start (not a sweep's combination, checked only)."""
     script = sys.argv[0] if argv is None else f"scripts/{prog}"
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog, description, lightning=not numpy_only)
@@ -143,6 +158,17 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
             TrainerFlags(**{f.name: ns[f.name] for f in dataclasses.fields(TrainerFlags)})
         )  # fmt: skip
         logdir = Path(ns.logdir)
+        trainer_name = NUMPY_TRAINER if numpy_only else LIGHTNING_TRAINER
+        if a_run and not numpy_only:  # the twin is one process whatever the variables say
+            check_single_process_rank(os.environ)
+        if ns.run_id is not None:
+            check_run_id(ns.run_id)
+            if ns.resume is not None:
+                raise ConfigError("--run_id and --resume exclude each other: --run_id continues its own run")
+        continued = run_to_continue_now(ns, logdir, trainer_name) if a_run and ns.resume is None else None
+        if continued is not None:  # a rerun of the command that started it: continue, as --resume would
+            ns = ns.clone()
+            ns.resume = str(continued)
         # a resumed run writes into its own run directory, wherever that is: only a new run's logdir
         # must be creatable here
         check_logdir(logdir, create=ns.resume is None)
@@ -151,7 +177,7 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
                 raise ConfigError(f"--{name} must be an integer >= 0, got {ns[name]!r}")
         ns = with_resolved_defaults(ns, hp)
         if ns.resume is not None:  # --print_config and the run's TEXT entry: what the resumed run trains with
-            ns = with_resumed_run(ns, hp, given, NUMPY_TRAINER if numpy_only else LIGHTNING_TRAINER)
+            ns = with_resumed_run(ns, hp, given, trainer_name)
         if print_config is not None:
             sys.stdout.write(printed_config(parser, ns, print_config))
             raise SystemExit(0)
@@ -164,7 +190,35 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         checkpoint_every_n_steps=ns.checkpoint_every_n_steps, log_every_n_steps=ns.log_every_n_steps,
         given=given,
         command=shlex.join(["python", script, *argv]), config_yaml=printed_config(parser, ns),
+        run_id=run_id_to_record(ns.run_id), requeue=ns.requeue,
     )  # fmt: skip
+
+
+def run_to_continue_now(ns, logdir: Path, trainer: str) -> Path | None:
+    """The run this start continues: the one that recorded ``--run_id`` (or a restarted SLURM job's id)."""
+    run_id = run_id_to_continue(ns.run_id)
+    if run_id is None:
+        return None
+    filename = TWIN_CHECKPOINT if trainer == NUMPY_TRAINER else LIGHTNING_CHECKPOINT
+    return run_to_continue(logdir, trainer, run_id, filename)
+
+
+def check_single_process_rank(env) -> None:
+    """Refuse a process that a launcher variable calls a rank other than 0 of a launch it is alone in.
+
+    srun sets SLURM_PROCID with SLURM_NTASKS, torchrun RANK with WORLD_SIZE; one without the other
+    (a variable left in a shell, a copied environment) would train as a rank whose rank 0 never comes.
+    """
+    for rank, size in (("SLURM_PROCID", "SLURM_NTASKS"), ("RANK", "WORLD_SIZE")):
+        value, count = env.get(rank, "0").strip(), env.get(size, "1").strip()
+        if value in ("", "0"):
+            continue
+        if not count.isdigit() or int(count) <= 1:
+            shown = f"{size}={count}" if size in env else f"{size} is not set"
+            raise ConfigError(
+                f"{rank}={value} makes this process rank {value} of a multi-process launch, but {shown}: "
+                f"unset {rank} to train in one process, or start every process with the launcher"
+            )
 
 
 def with_data_file(hp: HParams, given: frozenset[str]) -> HParams:
@@ -361,7 +415,8 @@ def one_line(message: str) -> str:
     m = _TYPE_ERROR.search(message)
     if m:
         key, type_name, value = m.groups()
-        kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(type_name, type_name)
+        kind = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
+        kind = kind.get(type_name, type_name)
         return f"--{key} must be {kind}, got {value.strip()!r}"
     if message.startswith(("Problems parsing config", "Unexpected config")):  # the file is not flag: value
         return f"--config: {' '.join(message.split())} (allowed: a YAML file of flag: value lines)"
@@ -391,7 +446,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 
 # the flags a sweep sets for each run itself; the Lightning flags are refused (one CPU process per run)
-SWEEP_SETS = ("logdir", "resume")
+SWEEP_SETS = ("logdir", "resume", "run_id", "requeue")
 
 
 def sweep_flags() -> list[str]:
@@ -447,7 +502,7 @@ def _combinations(given: list[str], ns: argparse.Namespace, prog: str) -> tuple[
     for values in itertools.product(*(getattr(ns, name) for name in given)):
         flags = tuple(zip(given, values, strict=True))
         argv = [arg for name, value in flags for arg in (f"--{name}", value)]
-        hparams = _parse([*argv, "--logdir", ns.logdir], prog, "", numpy_only=True).hp.as_dict()
+        hparams = _parse([*argv, "--logdir", ns.logdir], prog, "", numpy_only=True, a_run=False).hp.as_dict()
         combination = Combination(flags, hparams)
         key = hparams_key(hparams)
         if key in seen:

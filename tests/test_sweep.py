@@ -87,6 +87,7 @@ def test_print_commands_prints_every_combination_as_a_valid_run_and_runs_nothing
         parse = {"fit.py": parse_fit_args, "baseline_numpy.py": parse_numpy_args}[Path(script).name]
         run = parse(argv)
         assert run.logdir == logdir and run.resume is None
+        assert run.run_id.startswith("sweep-")  # a rerun of the line continues its run
         if parse is parse_fit_args:
             assert (run.trainer.accelerator, run.trainer.devices) == ("cpu", 1)
         seen.append((Path(script).name, run.hp.seed, run.hp.dropout, run.hp.n_per_class, run.hp.max_epochs))
@@ -114,7 +115,8 @@ def test_print_commands_leaves_out_finished_runs_and_resumes_stopped_ones(tmp_pa
     )
     print_commands(args, SCRIPTS)
     commands = [shlex.split(line)[2:] for line in capsys.readouterr().out.splitlines()]
-    assert commands == [["--resume", str(stopped)], ["--seed", "2", *SMALL, "--logdir", str(tmp_path)]]
+    new_run = ["--seed", "2", *SMALL, "--logdir", str(tmp_path), "--run_id", args.combinations[2].run_id]
+    assert commands == [["--resume", str(stopped)], new_run]
 
 
 def test_a_sweep_skips_finished_runs_and_resumes_a_stopped_one_to_the_uninterrupted_result(

@@ -15,7 +15,12 @@ from mlp_lightning.runs.layout import RUN_VERSION_ENV
 from tests.ddp_launch import FIT, launch
 from tests.helpers import read_scalars
 
-LAUNCH_ENV = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", RUN_VERSION_ENV)
+LAUNCH_ENV = (
+    "RANK", "LOCAL_RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "WORLD_SIZE", "SLURM_NTASKS",
+    RUN_VERSION_ENV,
+)  # fmt: skip
+# a rank's launcher also says how many processes there are (a lone rank 1 is refused: test_slurm_preemption)
+WORLD = {"RANK": "WORLD_SIZE", "SLURM_PROCID": "SLURM_NTASKS"}
 
 
 @pytest.fixture
@@ -28,6 +33,8 @@ def clean_env(monkeypatch):
 @pytest.mark.parametrize("key", ["RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK"])
 def test_a_nonzero_rank_of_an_outside_launch_claims_no_run_directory(clean_env, tmp_path, key):
     clean_env.setenv(key, "1")
+    if key in WORLD:
+        clean_env.setenv(WORLD[key], "2")
     assert run_version(parse_fit_args([f"--logdir={tmp_path}"])) is None
     assert list(tmp_path.iterdir()) == []
 

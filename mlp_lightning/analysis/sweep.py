@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from mlp_lightning.runs.layout import (
     NUMPY_TRAINER,
     TWIN_CHECKPOINT,
 )
+from mlp_lightning.runs.slurm import requeue_line
 from mlp_lightning.runs.sweep import TRAINERS, Job, StoredRuns, SweepArgs, run_pool
 
 RESUMABLE = {NUMPY_TRAINER: TWIN_CHECKPOINT, LIGHTNING_TRAINER: LIGHTNING_CHECKPOINT}  # in CHECKPOINT_DIR
@@ -73,10 +75,14 @@ def plan(args: SweepArgs, stored: StoredRuns) -> Plan:
 
 
 def print_commands(args: SweepArgs, scripts: Path) -> int:
-    """One command line per run still to train (new, or a ``--resume``), for a job array; runs nothing."""
+    """One command line per run still to train (new, or a ``--resume``), for a job array; runs nothing.
+
+    Each line continues its run when rerun (a requeued or retried task): a ``--resume`` does, and a
+    new run's line names a ``--run_id`` that its rerun finds.
+    """
     logdir = Path(os.path.abspath(args.logdir))  # a task of a job array may start elsewhere
     for job in plan(args, StoredRuns(args.logdir)).todo:
-        print(shlex.join(job.argv(logdir, scripts)))
+        print(shlex.join(job.argv(logdir, scripts, run_id=True)))
     return 0
 
 
@@ -127,6 +133,8 @@ def run_sweep(args: SweepArgs, scripts: Path) -> int:
         print(
             f"sweep: stopped by a signal ({counts}); the same command finishes it ({args.logdir})", flush=True
         )
+        if requeued := requeue_line("sweep", signal.Signals(code - 128).name, True):
+            print(requeued, flush=True)  # under SLURM, after SIGUSR1: once for the job, not once per run
         return code
     print()
     report(list(runs.values()), args.logdir)

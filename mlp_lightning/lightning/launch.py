@@ -56,6 +56,19 @@ def quiet_lightning() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+def slurm_plugins() -> list:
+    """Under SLURM, its environment without Lightning's own auto-requeue.
+
+    Lightning's SIGUSR1 handler saves an ``hpc_ckpt_N.ckpt`` into the working directory, outside
+    the run, and requeues at whatever point of a step the signal lands; the project's handler
+    (``runs/interrupt.py``, ``runs/slurm.py``) stops at a batch boundary, saves the run's own
+    checkpoint, then requeues. Without SLURM, nothing: Lightning picks the environment.
+    """
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
 def launched_as_nonzero_rank() -> bool:
     """Whether an outside launcher started this process as a rank other than global rank 0.
 

@@ -61,6 +61,7 @@ from mlp_lightning.lightning.launch import (
     processes_line,
     quiet_lightning,
     run_version,
+    slurm_plugins,
     unused_devices_line,
     visible_gpus,
 )
@@ -83,6 +84,8 @@ from mlp_lightning.runs.layout import (
 )
 from mlp_lightning.runs.lock import hold_run, unchanged_since
 from mlp_lightning.runs.resume import resolve_resume
+from mlp_lightning.runs.run_id import RUN_ID_FILE, record_run_id
+from mlp_lightning.runs.slurm import requeue_line
 
 PROG_PATH = "scripts/fit.py"
 PROGRESS_EVERY_N_STEPS = 10
@@ -98,6 +101,7 @@ class Plan:
     version: int | None  # None: another rank of an outside launch, which writes nothing
     resumed: Resumed | None = None
     new_dirs: tuple[Path, ...] = ()  # created for a new run: removed again if the launch is refused
+    requeue: bool = True  # --requeue: under SLURM, after a SIGUSR1 stop
 
 
 def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
@@ -107,7 +111,7 @@ def fit(args: RunArgs, callbacks: Sequence = ()) -> int:
     ``callbacks`` are added to the project's: a user's ModelCheckpoint, EarlyStopping, ...
     (tests also use them to inject faults).
     """
-    stop = StopRequest().install()  # from here on Ctrl-C/SIGTERM stop at the next batch boundary
+    stop = StopRequest().install()  # from here on Ctrl-C/SIGTERM/SIGUSR1 stop at the next batch boundary
     # held until the process ends its run: the run's lock, the quiet event-writer thread and
     # Lightning's quieted chatter (the caller's warning filters and log levels come back after)
     with contextlib.ExitStack() as held:
@@ -139,8 +143,11 @@ def plan_run(args: RunArgs, held: contextlib.ExitStack) -> Plan | None:
         )  # before the claim creates them
         version = run_version(args)
         if version is not None and holds_the_run():
-            held.enter_context(hold_run(Path(args.logdir) / run_name(LIGHTNING_TRAINER, version)))
-        return Plan(args.hp, args.trainer, Path(args.logdir), version, new_dirs=new_dirs)
+            run_dir = Path(args.logdir) / run_name(LIGHTNING_TRAINER, version)
+            held.enter_context(hold_run(run_dir))
+            record_run_id(run_dir, args.run_id)  # a rerun of this command finds the run by it
+        logdir = Path(args.logdir)
+        return Plan(args.hp, args.trainer, logdir, version, new_dirs=new_dirs, requeue=args.requeue)
     target = resolve_resume(args.resume, args.logdir, LIGHTNING_TRAINER, LIGHTNING_CHECKPOINT)
     read = unchanged_since(target.checkpoint)
     resumed = load_resume(target, args.hp, args.given)  # checked before the lock: a refusal writes nothing
@@ -152,7 +159,7 @@ def plan_run(args: RunArgs, held: contextlib.ExitStack) -> Plan | None:
         print(already_finished_line(target.run_dir, resumed.epochs_done))
         return None
     flags = resumed_trainer_flags(resumed.trainer_flags, args.trainer, args.given)
-    return Plan(resumed.hp, flags, target.logdir, target.version, resumed)
+    return Plan(resumed.hp, flags, target.logdir, target.version, resumed, requeue=args.requeue)
 
 
 def train(
@@ -191,7 +198,10 @@ def train(
         logger=logger,
         callbacks=callbacks,
         # the checkpoint a resume has read and checked already is handed over, not read again
-        plugins=[SafeCheckpointIO(preloaded=resumed.contents if resumed else None)],
+        plugins=[SafeCheckpointIO(preloaded=resumed.contents if resumed else None), *slurm_plugins()],
+        # Lightning looks here for an hpc_ckpt_*.ckpt to restore under SLURM: the run's own directory
+        # (another rank's, not yet known, does not exist), never the working directory
+        default_root_dir=run_dir,
         # RunCheckpoint writes the resumable last.ckpt; a user's ModelCheckpoint writes beside it
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in extra_callbacks),
         enable_model_summary=False,
@@ -213,7 +223,9 @@ def train(
         if trainer.is_global_zero:
             sys.stdout.flush()
             message = stopped_lines(PROG, PROG_PATH, stop.name, checkpoint.saved_at, checkpoint.path, run_dir)
-            print(message, file=sys.stderr)
+            print(message, file=sys.stderr, flush=True)
+            if requeued := requeue_line(PROG, stop.name, plan.requeue):
+                print(requeued, file=sys.stderr)
         return stop.exit_code
     except RuntimeError:  # gloo's "Connection closed by peer" when another process died
         watch = next((c for c in trainer.callbacks if isinstance(c, RankWatch)), None)
@@ -266,8 +278,9 @@ def check_launch(trainer: L.Trainer, plan: Plan, run_dir: str) -> None:
             check_process_count(plan.resumed.processes, trainer.world_size)
     except ConfigError as err:
         if not plan.resumed and plan.version is not None:  # this process claimed the run's directory
-            with contextlib.suppress(OSError):
-                (Path(run_dir) / LOCK_FILE).unlink()  # held until this process ends; an empty file
+            for name in (LOCK_FILE, RUN_ID_FILE):  # the lock is held until this process ends
+                with contextlib.suppress(OSError):
+                    (Path(run_dir) / name).unlink()
             for path in (Path(run_dir), *plan.new_dirs):
                 with contextlib.suppress(OSError):  # rmdir only ever removes an empty directory
                     path.rmdir()

@@ -72,6 +72,8 @@ from mlp_lightning.runs.layout import (
 )
 from mlp_lightning.runs.lock import hold_run, unchanged_since
 from mlp_lightning.runs.metrics_csv import MetricsCsv
+from mlp_lightning.runs.run_id import record_run_id
+from mlp_lightning.runs.slurm import requeue_line
 
 if TYPE_CHECKING:
     from mlp_lightning.runs.args import RunArgs
@@ -192,6 +194,7 @@ def _open_run(args: RunArgs, held: contextlib.ExitStack) -> tuple | None:
     if args.resume is None:
         run_dir, version = claim_run_dir(args.logdir, NUMPY_TRAINER)
         held.enter_context(hold_run(run_dir))
+        record_run_id(run_dir, args.run_id)  # a rerun of this command finds the run by it
         return args.hp, None, run_dir, version, args.logdir
     try:
         target = resume_target(args, NUMPY_TRAINER)
@@ -254,7 +257,7 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
     eval_buffers = empty_cache(EVAL_CHUNK, hp.dim, hp.hidden_dim, grad=False)
     bar = _progress_bar(hp, steps_per_epoch, resume)
     checkpoint = run_dir / CHECKPOINT_DIR / TWIN_CHECKPOINT
-    stop = StopRequest().install()  # Ctrl-C/SIGTERM: stop at the next step boundary
+    stop = StopRequest().install()  # Ctrl-C/SIGTERM/SIGUSR1: stop at the next step boundary
     saver = Checkpointer(checkpoint, args.checkpoint_every_n_steps, hp.max_epochs, stop, resume)
     last: dict[str, float] = {}
 
@@ -290,6 +293,8 @@ def _fit(args: RunArgs, held: contextlib.ExitStack) -> int:
         bar.close()  # clears its line: the message starts on a line of its own
         sys.stdout.flush()  # the summaries before it, in a log that takes both streams
         print(stopped_lines(PROG, PROG_PATH, stop.name, saver.saved_at, checkpoint, run_dir), file=sys.stderr)
+        if requeued := requeue_line(PROG, stop.name, args.requeue):
+            print(requeued, file=sys.stderr)
         return stop.exit_code
     except DivergenceError as err:
         events.close_after_failure("STATUS_FAILURE")

@@ -40,3 +40,5 @@ class RunArgs:
     given: frozenset[str] = frozenset()  # the flags set on the command line or in a --config file
     command: str = ""  # the command line, shell-quoted, as the run's TensorBoard text shows it
     config_yaml: str = ""  # the resolved configuration, as --print_config prints it
+    run_id: str | None = None  # what a new run records for a rerun to find it (runs/run_id.py)
+    requeue: bool = True  # under SLURM, after a SIGUSR1 stop: ask for the job to be requeued

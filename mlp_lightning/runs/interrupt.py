@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM as a request to stop at the next batch boundary, not an exception.
+"""Ctrl-C, SIGTERM and SIGUSR1 as a request to stop at the next batch boundary, not an exception.
 
 Python's default SIGINT handler raises KeyboardInterrupt wherever the main thread
 happens to be, which can be halfway through an optimizer step; Lightning 2.6 then
@@ -6,6 +6,8 @@ saves a checkpoint that, resumed, skips a batch. Here the handler only records t
 signal. The training loop looks at the record between batches, saves a checkpoint
 and stops; the script then exits with the shell's code for the signal. A second
 signal means "now": the previous handler runs (Ctrl-C twice raises KeyboardInterrupt).
+SIGUSR1 is what SLURM sends ahead of a job's end when asked (``#SBATCH --signal=SIGUSR1@90``):
+the same stop, after which the job asks to be requeued (``runs/slurm.py``).
 No torch here, so the NumPy twin uses the same handlers.
 """
 
@@ -15,11 +17,11 @@ import signal
 from types import FrameType
 
 # the shell's convention: 128 + signal number
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGUSR1: 138}
 
 
 class StopRequest:
-    """Records SIGINT/SIGTERM while installed; ``signum`` is the first one received, or None."""
+    """Records SIGINT/SIGTERM/SIGUSR1 while installed; ``signum`` is the first one received, or None."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -38,7 +40,7 @@ class StopRequest:
         return EXIT_CODES.get(self.signum, 1)
 
     def install(self) -> StopRequest:
-        """Take over SIGINT and SIGTERM (again, if something else replaced the handlers since)."""
+        """Take over SIGINT, SIGTERM and SIGUSR1 (again, if something else replaced the handlers since)."""
         for signum in EXIT_CODES:
             current = signal.getsignal(signum)
             if current != self._handle:

@@ -8,6 +8,7 @@ its own, in its own ``<logdir>/<trainer>/version_N``. A run's configuration is w
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ import yaml
 
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import HPARAMS_FILE, LIGHTNING_TRAINER, NUMPY_TRAINER, run_name, versions
+from mlp_lightning.runs.slurm import slurm_job
 
 TRAINERS = (NUMPY_TRAINER, LIGHTNING_TRAINER)
 SCRIPTS = {NUMPY_TRAINER: "baseline_numpy.py", LIGHTNING_TRAINER: "fit.py"}
@@ -47,6 +49,11 @@ class Combination:
 
     def argv(self) -> list[str]:
         return [arg for name, value in self.flags for arg in (f"--{name}", value)]
+
+    @property
+    def run_id(self) -> str:
+        """``sweep-<16 hex digits>``: the ``--run_id`` of its runs, a digest of every hyperparameter."""
+        return "sweep-" + hashlib.sha256(repr(hparams_key(self.hparams)).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,21 @@ class Job:
     def label(self) -> str:
         return f"{self.trainer} {self.combination.label}"
 
-    def argv(self, logdir: Path, scripts: Path) -> list[str]:
-        """The command that trains this run; ``scripts``: the folder holding the two scripts."""
+    def argv(self, logdir: Path, scripts: Path, run_id: bool = False, requeue: bool = True) -> list[str]:
+        """The command that trains this run; ``scripts``: the folder holding the two scripts.
+
+        ``run_id``: a new run's command names it (``--run_id``), so that the command, rerun by a
+        scheduler after a preemption, continues the run it started (``runs/run_id.py``).
+        ``requeue`` false: the run asks SLURM for no requeue (the sweep around it asks, once).
+        """
         command = [sys.executable, str(scripts / SCRIPTS[self.trainer])]
+        if not requeue:
+            command += ["--requeue", "false"]
         if self.resume is not None:  # the run keeps the flags it started with
             return [*command, "--resume", str(self.resume)]
         lightning = LIGHTNING_FLAGS if self.trainer == LIGHTNING_TRAINER else ()
-        return [*command, *self.combination.argv(), "--logdir", str(logdir), *lightning]
+        named = ["--run_id", self.combination.run_id] if run_id else []
+        return [*command, *self.combination.argv(), "--logdir", str(logdir), *named, *lightning]
 
 
 def usable_cpus() -> int:
@@ -200,6 +215,8 @@ def run_pool(
     for name in THREAD_VARIABLES:  # read by torch and NumPy's BLAS as they start; a user's value wins
         env.setdefault(name, str(threads_per_job(processes)))
     pending, running = deque(jobs), {}
+    # under SLURM a SIGUSR1 passed on to every run must not requeue the one job once per run
+    requeue = slurm_job() is None
     stop, passed_on, shown = StopRequest().install(), False, 0.0
     preexec = end_with_parent(os.getpid())
 
@@ -216,8 +233,8 @@ def run_pool(
                 # a file, not a pipe: a chatty run never blocks; closed when the run has ended
                 output = tempfile.TemporaryFile("w+")  # noqa: SIM115
                 process = subprocess.Popen(
-                    job.argv(logdir, scripts), stdout=output, stderr=subprocess.STDOUT, env=env,
-                    start_new_session=True, text=True, preexec_fn=preexec,
+                    job.argv(logdir, scripts, requeue=requeue), stdout=output, stderr=subprocess.STDOUT,
+                    env=env, start_new_session=True, text=True, preexec_fn=preexec,
                 )  # fmt: skip
                 running[process] = (job, time.perf_counter(), output)
             if stop.requested and not passed_on:
