@@ -102,7 +102,7 @@ def load_state(path: Path) -> TwinState:
                 "epoch": _count(meta["order"]["epoch"]),
                 "batches_done": _count(meta["order"]["batches_done"]),
             },
-            sums={k: np.float32(arrays[k]) for k in _SUMS},
+            sums=_sums(arrays, name),
             counts={"correct": _count(meta["counts"]["correct"]), "seen": _count(meta["counts"]["seen"])},
             step=_count(meta["step"]),
         )
@@ -118,6 +118,23 @@ def load_state(path: Path) -> TwinState:
         raise CheckpointError(f"checkpoint {name!r} has a damaged 'meta' entry: {err!r}"[:300]) from None
     _check_params(state, name)
     return state
+
+
+def _sums(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.float32]:
+    """The epoch's running sums: float32 scalars, finite and >= 0 (a mid-epoch resume adds to them)."""
+    for key in _SUMS:
+        array = arrays[key]
+        if array.shape != () or array.dtype != np.float32:
+            what = f"a {array.dtype} array of shape {array.shape}"
+        elif not (np.isfinite(array) and array >= 0):
+            what = f"{float(array)}"
+        else:
+            continue
+        raise CheckpointError(
+            f"checkpoint {name!r} is damaged: {key} is {what}, expected one finite float32 >= 0 "
+            "(the epoch's running sum)"
+        )
+    return {key: np.float32(arrays[key]) for key in _SUMS}
 
 
 def _count(value: object) -> int:
