@@ -90,6 +90,24 @@ def test_a_twin_checkpoint_with_an_extra_member_of_zeros_is_refused_unread_by_a_
     assert sha256(path) == before
 
 
+def test_a_twin_checkpoint_with_an_extra_member_is_refused_before_any_array_is_read(
+    twin_run, tmp_path, monkeypatch
+):
+    """Refused from the directory: the original reader inflated every member (576 MB for 512 MB) first."""
+    from mlp_lightning.numpy_twin import checkpoint
+
+    path = tmp_path / "last.npz"
+    path.write_bytes(deflated_copy((twin_run / "checkpoints" / "last.npz").read_bytes(), {"extra.npy": 1024}))
+
+    def inflated(*args, **kwargs):
+        raise AssertionError("an array was read")
+
+    monkeypatch.setattr(checkpoint.np, "load", inflated)
+    monkeypatch.setattr(checkpoint.zipfile.ZipFile, "testzip", inflated)
+    with pytest.raises(CheckpointError, match=r"another architecture or trainer: arrays \[.*extra"):
+        load_state(path)
+
+
 def test_a_twin_checkpoint_whose_weights_promise_more_than_its_model_is_refused_unread(twin_run, tmp_path):
     source = twin_run / "checkpoints" / "last.npz"
     path = tmp_path / "last.npz"
