@@ -40,7 +40,7 @@ from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY, load_resume
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
 from mlp_lightning.runs.resume import resolve_resume
-from tests.helpers import read_scalars, run_lightning, run_numpy, run_script, signal_during_step
+from tests.helpers import GIB, read_scalars, run_lightning, run_numpy, run_script, signal_during_step
 
 FAST, MANY = 25, 300  # examples per property: the quick suite, and under -m slow
 TRIED: collections.Counter = collections.Counter()  # damaged files tried, by kind (printed at the end)
@@ -479,6 +479,28 @@ def test_a_mid_epoch_twin_checkpoints_running_sum_not_one_finite_float32_is_refu
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match=f"is damaged: {name} is .*, expected one finite float32 >= 0"):
         load_state(path)
+
+
+def test_a_resume_from_a_mid_epoch_twin_checkpoint_with_an_empty_loss_sum_is_refused_in_one_line(
+    runs, tmp_path
+):
+    """The probe, as a user meets it: under a 1 GiB cap, exit 2, one line, the checkpoint unchanged."""
+    run_dir = tmp_path / "logs" / "numpy" / "version_0"
+    shutil.copytree(runs["twin mid-epoch"], run_dir)
+    path = run_dir / "checkpoints" / "last.npz"
+    arrays = _npz_arrays(path)
+    arrays["loss_sum"] = np.zeros((0,), np.float32)
+    np.savez(path, **arrays)
+    before = path.read_bytes()
+
+    result = run_script(
+        "baseline_numpy.py", "--resume", str(run_dir), "--max_epochs", "3", timeout=60, memory=GIB
+    )
+
+    err = result.stderr.strip()
+    assert result.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "loss_sum is a float32 array of shape (0,), expected one finite float32 >= 0" in err, err
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize(
