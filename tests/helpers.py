@@ -119,13 +119,14 @@ def run_both(argv: list[str], logdir: Path) -> tuple[Path, Path]:
 
 
 def restamp_event_files_into_the_next_second(run_dir: Path) -> None:
-    """Rename a run's event files as if written in the next second by a counter that sorts last.
+    """Rename a run's event files as if written in this second by a counter that sorts last.
 
     TensorBoard reads a run's files in name order (``events.out.tfevents.<second>.<host>.<pid>.<n>``):
     a resume that opened its file in the same second would sort before these and be read first,
-    so the resume must wait for a later second. This makes that case certain, on any machine.
+    so the resume must wait for a later second. (Not the next second: a name from a later second
+    than the clock's is waited for one second at most, ``runs.layout.EVENT_WAIT_MAX_S``.)
     """
-    second = int(time.time()) + 1
+    second = int(time.time())
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
         prefix, _, host_and_rest = path.name.partition(".tfevents.")
         host = host_and_rest.split(".", 1)[1].rsplit(".", 2)[0]

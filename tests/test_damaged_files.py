@@ -21,6 +21,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import zipfile
 from pathlib import Path
 
@@ -39,10 +40,11 @@ from mlp_lightning.lightning.checkpoint_io import PROJECT_KEY, load_resume
 from mlp_lightning.numpy_twin import train as twin_train
 from mlp_lightning.numpy_twin.checkpoint import load_state
 from mlp_lightning.runs.resume import resolve_resume
-from tests.helpers import read_scalars, run_lightning, run_numpy, run_script
+from tests.helpers import GIB, read_scalars, run_lightning, run_numpy, run_script, signal_during_step
 
 FAST, MANY = 25, 300  # examples per property: the quick suite, and under -m slow
 TRIED: collections.Counter = collections.Counter()  # damaged files tried, by kind (printed at the end)
+SUMS = ("loss_sum", "weight")  # the twin's running sums of the epoch: read only by a mid-epoch resume
 TINY = ["--n_per_class", "20", "--batch_size", "8", "--hidden_dim", "8", "--seed", "5"]
 
 
@@ -69,6 +71,9 @@ def runs(tmp_path_factory) -> dict:
     """Finished 2-epoch runs of both trainers, the twin's 3-epoch reference, and a --config file."""
     root = tmp_path_factory.mktemp("damaged")
     twin_dir = run_numpy([*TINY, "--max_epochs", "2"], root / "logs")
+    with pytest.MonkeyPatch.context() as patch:  # stopped in its second epoch: the epoch's sums are read
+        signal_during_step(patch, 6, signal.SIGINT)
+        mid_epoch_dir = run_numpy([*TINY, "--max_epochs", "3"], root / "mid_epoch")
     ref_dir = run_numpy([*TINY, "--max_epochs", "3"], root / "reference")
     lightning_dir = run_lightning([*TINY, "--max_epochs", "2"], root / "logs")
     config = root / "config.yaml"
@@ -76,7 +81,8 @@ def runs(tmp_path_factory) -> dict:
     with np.load(ref_dir / "weights.npz", allow_pickle=False) as npz:
         ref_weights = {k: npz[k] for k in npz.files}
     return {
-        "root": root, "twin": twin_dir, "lightning": lightning_dir, "config": config,
+        "root": root, "twin": twin_dir, "twin mid-epoch": mid_epoch_dir, "lightning": lightning_dir,
+        "config": config,
         "reference": (read_scalars(ref_dir), ref_weights),
         "marker": root / "payload_ran",
     }  # fmt: skip
@@ -328,8 +334,11 @@ def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def _twin_types(runs, data, capsys) -> None:
-    """The twin's whole resume, in this process: it must refuse, or train on to the reference."""
-    run_dir = damaged_copy(runs, "twin", "types")
+    """The twin's whole resume, in this process: it must refuse, or train on to the reference.
+
+    From the end of its second epoch or from inside it, where the epoch's running sums are read."""
+    which = data.draw(st.sampled_from(["twin", "twin mid-epoch"]))
+    run_dir = damaged_copy(runs, which, "types")
     path = run_dir / "checkpoints" / "last.npz"
     arrays = _npz_arrays(path)
     name = data.draw(st.sampled_from(sorted(arrays)))
@@ -340,19 +349,23 @@ def _twin_types(runs, data, capsys) -> None:
         value = data.draw(WRONG_YAML_VALUES)
         assume(not same_kind(value, at(meta, where)))
         arrays["meta"] = np.array(json.dumps(replaced(meta, where, value)))
-        TRIED["last.npz meta wrong type"] += 1
+        TRIED[f"last.npz meta wrong type ({which})"] += 1
     else:
-        same_values = [] if name == "meta" else [  # other dtypes and shapes, the same numbers
+        # other dtypes and shapes, the same numbers (a sum's float64 twin is refused all the same)
+        same_values = [] if name == "meta" else [
             arrays[name].astype(np.float64), arrays[name].astype(np.float16), arrays[name].astype(np.int32),
             arrays[name].reshape(-1)[None],
         ]  # fmt: skip
         arrays[name] = data.draw(
             st.sampled_from([
                 np.array("abc"), np.array([Payload(str(runs["marker"]))], dtype=object),
-                np.zeros((0,), np.float32), np.array(1.0, np.float32), np.array([1, 2]), *same_values,
+                np.zeros((0,), np.float32), np.array([1, 2]), *same_values,
+                # another value of the right kind: read as it is, so only where it is never read
+                *([np.array(1.0, np.float32)] if which == "twin" or name not in SUMS else []),
+                np.array(np.nan, np.float32), np.array(-1.0, np.float32),
             ])
         )  # fmt: skip
-        TRIED["last.npz array wrong type"] += 1
+        TRIED[f"last.npz array wrong type ({which})"] += 1
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     path.write_bytes(buffer.getvalue())
@@ -450,6 +463,44 @@ def test_twin_checkpoint_counts_and_format_of_the_wrong_kind_are_refused(runs, t
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match="damaged 'meta'"):
         load_state(path)
+
+
+@pytest.mark.parametrize("name", SUMS)
+@pytest.mark.parametrize(
+    "value", [np.zeros((0,), np.float32), np.float64(16.0), np.float32(np.inf), np.float32(-1.0)], ids=repr
+)
+def test_a_mid_epoch_twin_checkpoints_running_sum_not_one_finite_float32_is_refused(
+    runs, tmp_path, name, value
+):
+    """An empty loss_sum loaded, then the resume raised an uncaught TypeError adding to it."""
+    arrays = _npz_arrays(runs["twin mid-epoch"] / "checkpoints" / "last.npz")
+    arrays[name] = np.asarray(value)
+    path = tmp_path / "last.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match=f"is damaged: {name} is .*, expected one finite float32 >= 0"):
+        load_state(path)
+
+
+def test_a_resume_from_a_mid_epoch_twin_checkpoint_with_an_empty_loss_sum_is_refused_in_one_line(
+    runs, tmp_path
+):
+    """The probe, as a user meets it: under a 1 GiB cap, exit 2, one line, the checkpoint unchanged."""
+    run_dir = tmp_path / "logs" / "numpy" / "version_0"
+    shutil.copytree(runs["twin mid-epoch"], run_dir)
+    path = run_dir / "checkpoints" / "last.npz"
+    arrays = _npz_arrays(path)
+    arrays["loss_sum"] = np.zeros((0,), np.float32)
+    np.savez(path, **arrays)
+    before = path.read_bytes()
+
+    result = run_script(
+        "baseline_numpy.py", "--resume", str(run_dir), "--max_epochs", "3", timeout=60, memory=GIB
+    )
+
+    err = result.stderr.strip()
+    assert result.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "loss_sum is a float32 array of shape (0,), expected one finite float32 >= 0" in err, err
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize(

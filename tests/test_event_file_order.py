@@ -2,10 +2,12 @@
 
 import time
 
+import pytest
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from mlp_lightning.runs import layout as runs
 from mlp_lightning.runs.layout import wait_for_a_later_event_file_second
+from tests.helpers import GIB, run_numpy, run_script
 
 
 def event_file(run_dir, second: int, host: str = "host", pid: int = 1, n: int = 0):
@@ -46,3 +48,43 @@ def test_a_run_directory_without_event_files_does_not_wait(tmp_path, monkeypatch
     wait_for_a_later_event_file_second(tmp_path)
 
     assert slept == []
+
+
+@pytest.mark.parametrize("stamp", ["9999999999", "99999999999999999999", "9" * 200])
+def test_a_name_from_a_future_second_waits_at_most_a_second(tmp_path, monkeypatch, stamp):
+    """A received run's names can claim any second: the wait for it is capped, never a century."""
+    slept = []
+    monkeypatch.setattr(runs.time, "sleep", slept.append)
+    (tmp_path / f"events.out.tfevents.{stamp}.x.1.0").write_bytes(b"")
+
+    wait_for_a_later_event_file_second(tmp_path)
+
+    assert sum(slept) <= runs.EVENT_WAIT_MAX_S == 1.0
+
+
+def test_a_stamp_of_digits_other_than_ascii_is_a_stray_name_not_an_error(tmp_path, monkeypatch):
+    slept = []
+    monkeypatch.setattr(runs.time, "sleep", slept.append)
+    (tmp_path / "events.out.tfevents.\u00b2\u0663.x.1.0").write_bytes(b"")  # "²٣".isdigit(), int() refuses
+
+    wait_for_a_later_event_file_second(tmp_path)
+
+    assert slept == []
+
+
+def test_a_resume_of_a_received_run_naming_a_second_centuries_ahead_ends_within_seconds(tmp_path):
+    """The probe: an empty ``events.out.tfevents.9999999999...`` made ``--resume`` sleep ~250 years
+    (20 digits: an OverflowError traceback). Under a 1 GiB cap and a timeout, it resumes and ends."""
+    logdir = tmp_path / "logs"
+    run_dir = run_numpy(["--max_epochs", "1", "--n_per_class", "20"], logdir)
+    planted = [run_dir / f"events.out.tfevents.{'9' * n}.x.1.0" for n in (10, 20)]
+    for path in planted:
+        path.write_bytes(b"")
+
+    result = run_script(
+        "baseline_numpy.py", "--resume", str(run_dir), "--max_epochs", "2", timeout=30, memory=GIB
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert all(path.read_bytes() == b"" for path in planted)  # read by name, never written

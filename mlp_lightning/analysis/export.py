@@ -10,12 +10,14 @@ functions that need it, so the ``.npz`` side works without it.
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlp_lightning.core.archive_check import check_promised_size, npz_headers
 from mlp_lightning.core.columns import (
     COLUMN_ARRAYS,
     COLUMNS_KEY,
@@ -29,6 +31,9 @@ from mlp_lightning.core.errors import WeightsError
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights
 from mlp_lightning.runs.files import atomic_write_bytes
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
+
+WEIGHTS_ARRAYS = (*PARAM_NAMES, *COLUMN_ARRAYS)  # what is read of a weights .npz
+NAME_MAX_CHARS = 1024  # a feature's or class's name, at most, in what a weights file may hold
 
 if TYPE_CHECKING:
     from mlp_lightning.lightning.lit_module import MLPClassifier
@@ -49,12 +54,34 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
 def load_model_npz(path: str | Path) -> tuple[dict[str, np.ndarray], Columns]:
     """A weights ``.npz``: {W1, b1, W2, b2} and the ``Columns`` beside them (plain where it holds none)."""
     try:
+        with zipfile.ZipFile(path) as archive:  # its directory and headers, before an array is inflated
+            headers = npz_headers(archive, str(path), WeightsError, WEIGHTS_ARRAYS, "", others=True)
+            _check_promised_size(archive, headers, path)
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            # another member is named by check_weights below, unread
+            arrays = {name: npz[name] if name in headers else None for name in npz.files}
+    except WeightsError:
+        raise
     except Exception as err:  # OSError, ValueError, EOFError, BadZipFile, zlib.error, ...: a damaged file
         raise WeightsError(f"cannot read {path} as a .npz of arrays: {_one_line(err)}") from None
     weights = checked({k: v for k, v in arrays.items() if k not in COLUMN_ARRAYS}, str(path))
     return weights, _columns_of(weights, arrays, str(path))
+
+
+def _check_promised_size(archive: zipfile.ZipFile, headers: dict[str, tuple], path: str | Path) -> None:
+    """At most what the model its W1 and W2 headers declare may hold: its parameters and its columns,
+    in float64, its names ``NAME_MAX_CHARS`` characters each."""
+    (dim, hidden), (_, classes) = (_matrix(headers, "W1"), _matrix(headers, "W2"))
+    numbers = dim * hidden + hidden + hidden * classes + classes + 2 * dim
+    limit = 8 * numbers + 4 * NAME_MAX_CHARS * (dim + classes) + 4096 * len(WEIGHTS_ARRAYS)
+    members = [archive.getinfo(name + ".npy") for name in headers]
+    why = f"weights of W1 {(dim, hidden)}, W2 {(hidden, classes)}"
+    check_promised_size(members, limit, str(path), WeightsError, why)
+
+
+def _matrix(headers: dict[str, tuple], name: str) -> tuple[int, int]:
+    shape = headers[name][0] if name in headers else ()
+    return shape if len(shape) == 2 else (0, 0)
 
 
 def save_npz(weights: dict[str, np.ndarray], path: str | Path, columns: Columns | None = None) -> Path:

@@ -20,11 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mlp_lightning.core.archive_check import DATA_ARCHIVE_MAX_BYTES, npz_headers
 from mlp_lightning.core.class_labels import class_labels
 from mlp_lightning.core.csv_table import class_column_name, read_csv, read_csv_by_name
 from mlp_lightning.core.errors import ConfigError
 
 SUFFIXES = (".npz", ".csv")
+NPZ_ARRAYS = ("X", "y", "feature_names")  # what is read of an .npz; other arrays are left unread
+_WHAT = "a --data file's X, y and feature_names"
 _LAST: dict[tuple, DataFile] = {}  # the last file read, by path, columns, size and modification time
 
 
@@ -119,6 +122,8 @@ def _read_npz(
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"{where}: not a .npz archive (truncated, or another format)")
     try:
+        with zipfile.ZipFile(path) as archive:  # its directory and headers, before an array is inflated
+            npz_headers(archive, where, ConfigError, NPZ_ARRAYS, _WHAT, DATA_ARCHIVE_MAX_BYTES, True, True)
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("X", "y") if k not in archive.files and (k == "X" or need_y)]
             if missing:
@@ -128,6 +133,8 @@ def _read_npz(
             X, has_y = archive["X"], "y" in archive.files
             y = archive["y"] if has_y else np.zeros(len(X), np.int64)  # shapes checked below, then dropped
             names = archive["feature_names"] if "feature_names" in archive.files else None
+    except ConfigError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile) as err:  # object arrays need pickles: refused
         raise ConfigError(f"{where}: cannot read the arrays ({err})") from None
     if X.ndim != 2:

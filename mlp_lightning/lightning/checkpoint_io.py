@@ -24,11 +24,14 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, WriteFailed
 from mlp_lightning.core.hparams import HParams
 from mlp_lightning.core.weights import check_weights, nonfinite_names, param_shapes
+from mlp_lightning.lightning.checkpoint_archive import (
+    STATE_PREFIX,
+    check_tensor_bytes,
+    storage_bytes_promised,
+)
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.resume import ResumeTarget, resumed_hparams
 
-# where the LightningModule keeps the TwoLayerMLP: its state_dict keys are "model.W1", ...
-STATE_PREFIX = "model."
 # the callback's section of the checkpoint: what Lightning itself does not save
 PROJECT_KEY = "mlp_lightning"
 # 2: the dropout masks come with the batches, so no process's torch RNG state is kept (format 1
@@ -43,13 +46,32 @@ def atomic_torch_save(obj: dict[str, Any], path: Path) -> None:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's contents, loaded with ``weights_only=True``; CheckpointError if unreadable."""
+    """The checkpoint's contents, loaded with ``weights_only=True``; CheckpointError if unreadable.
+
+    Its tensors are read only once the archive is known to hold no more than its model needs
+    (``checkpoint_archive.py``): first the structure alone, on the meta device.
+    """
     path = Path(path)
-    data = read_zip_archive(path, "torch.save's zip format")
+    promised: list[int] = []
+    data = read_zip_archive(
+        path,
+        "torch.save's zip format",
+        lambda archive: promised.append(storage_bytes_promised(archive, path)),
+    )
+    skeleton = _load(data, path, map_location="meta")
+    try:
+        hp = checkpoint_hparams(skeleton, path) if PROJECT_KEY in skeleton else None
+    except CheckpointError:
+        hp = None  # refused with its reason once read; its parameters bound the read meanwhile
+    check_tensor_bytes(skeleton, promised[0], hp, path)
+    return _load(data, path, map_location="cpu")
+
+
+def _load(data: bytes, path: Path, map_location: str) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about old pickle protocols before refusing
-            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            ckpt = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds objects other than tensors and plain values "

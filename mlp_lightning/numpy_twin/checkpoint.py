@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+import math
+import zipfile
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
+from mlp_lightning.core.archive_check import archive_members, check_promised_size, npz_headers
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.quoted import quoted_text
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.interrupt import StopRequest
@@ -29,6 +34,9 @@ from mlp_lightning.runs.resume import ResumeTarget, resolve_resume, resumed_hpar
 # run with dropout on cannot continue with the stream's masks, and is refused)
 FORMAT_VERSION = 2
 _SUMS = ("loss_sum", "weight")  # the running mean's float32 sums, kept bit-exact as arrays
+_ARRAYS = ("meta", *PARAM_NAMES, *_SUMS)
+META_MAX_BYTES = 16 << 20  # 'meta' inflated: the hyperparameters as JSON, 4 bytes a character
+UNKNOWN_MODEL_MAX_BYTES = 64 << 20  # all arrays, when 'meta' cannot say what model they are
 
 
 @dataclass
@@ -74,7 +82,7 @@ def load_state(path: Path) -> TwinState:
     """Read and check a twin checkpoint; CheckpointError names the file and what is wrong."""
     path = Path(path)
     name = str(path)
-    data = read_zip_archive(path, "an .npz (zip) archive")
+    data = read_zip_archive(path, "an .npz (zip) archive", lambda archive: _check_directory(archive, path))
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -86,12 +94,7 @@ def load_state(path: Path) -> TwinState:
         raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
     except Exception as err:  # zipfile/zlib errors for a damaged member
         raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
-    expected = {"meta", *PARAM_NAMES, *_SUMS}
-    if set(arrays) != expected:
-        raise CheckpointError(
-            f"checkpoint {name!r} is for another architecture or trainer: arrays {sorted(arrays)}, "
-            f"expected {sorted(expected)}"
-        )
+    _check_array_names(arrays, name)
     try:
         meta = json.loads(str(arrays["meta"][()]))
         hp = stored_hparams(meta["hparams"], path)
@@ -102,7 +105,7 @@ def load_state(path: Path) -> TwinState:
                 "epoch": _count(meta["order"]["epoch"]),
                 "batches_done": _count(meta["order"]["batches_done"]),
             },
-            sums={k: np.float32(arrays[k]) for k in _SUMS},
+            sums=_sums(arrays, name),
             counts={"correct": _count(meta["counts"]["correct"]), "seen": _count(meta["counts"]["seen"])},
             step=_count(meta["step"]),
         )
@@ -118,6 +121,62 @@ def load_state(path: Path) -> TwinState:
         raise CheckpointError(f"checkpoint {name!r} has a damaged 'meta' entry: {err!r}"[:300]) from None
     _check_params(state, name)
     return state
+
+
+def _check_array_names(names: Collection[str], name: str) -> None:
+    if set(names) != set(_ARRAYS):
+        shown = ", ".join(quoted_text(n, 40) for n in sorted(names)[:12]) + (
+            ", ..." if len(names) > 12 else ""
+        )
+        raise CheckpointError(
+            f"checkpoint {name!r} is for another architecture or trainer: arrays [{shown}], "
+            f"expected {sorted(_ARRAYS)}"
+        )
+
+
+def _check_directory(archive: zipfile.ZipFile, path: Path) -> None:
+    """Before a member is inflated: a twin checkpoint's arrays, in no more bytes than twice its
+    model's (so that a float64 copy is still refused by name, once read)."""
+    source = f"checkpoint {str(path)!r}"
+    members = archive_members(archive, source, CheckpointError)
+    _check_array_names([f.removesuffix(".npy") if f.endswith(".npy") else f for f in members], str(path))
+    npz_headers(archive, source, CheckpointError, _ARRAYS, "a twin checkpoint")
+    check_promised_size([members["meta.npy"]], META_MAX_BYTES, f"{source}: its 'meta'", CheckpointError, "")
+    try:
+        with archive.open("meta.npy") as f:
+            hp = stored_hparams(json.loads(str(npy_format.read_array(f)[()]))["hparams"], path)
+    except CheckpointError:
+        raise
+    except Exception:  # a damaged 'meta' is refused with its reason once the arrays are read
+        check_promised_size(members.values(), UNKNOWN_MODEL_MAX_BYTES, source, CheckpointError, "")
+        return
+    sizes = param_shapes(hp.dim, hp.hidden_dim, hp.num_classes).values()
+    limit = 2 * 4 * (sum(math.prod(shape) for shape in sizes) + len(_SUMS)) + 4096 * len(_ARRAYS)
+    model = f"dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}"
+    check_promised_size(
+        members.values(),
+        limit + members["meta.npy"].file_size,
+        source,
+        CheckpointError,
+        f"a model of {model}",
+    )
+
+
+def _sums(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.float32]:
+    """The epoch's running sums: float32 scalars, finite and >= 0 (a mid-epoch resume adds to them)."""
+    for key in _SUMS:
+        array = arrays[key]
+        if array.shape != () or array.dtype != np.float32:
+            what = f"a {array.dtype} array of shape {array.shape}"
+        elif not (np.isfinite(array) and array >= 0):
+            what = f"{float(array)}"
+        else:
+            continue
+        raise CheckpointError(
+            f"checkpoint {name!r} is damaged: {key} is {what}, expected one finite float32 >= 0 "
+            "(the epoch's running sum)"
+        )
+    return {key: np.float32(arrays[key]) for key in _SUMS}
 
 
 def _count(value: object) -> int:

@@ -15,7 +15,7 @@ import struct
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlp_lightning.core.errors import CheckpointError, ConfigError, WriteFailed
@@ -133,11 +133,14 @@ def cut_half_record(path: Path) -> None:
         f.truncate(end)
 
 
-def read_zip_archive(path: Path, expected: str) -> bytes:
+def read_zip_archive(
+    path: Path, expected: str, members: Callable[[zipfile.ZipFile], None] | None = None
+) -> bytes:
     """The bytes of a file that must be a zip archive (torch.save and .npz both are).
 
     CheckpointError names the file and says whether it is missing, empty, cut short
-    or something else entirely; ``expected`` names the format in the message.
+    or something else entirely; ``expected`` names the format in the message. ``members``
+    checks the archive's directory (``core/archive_check.py``) before any member is inflated.
     """
     path = Path(path)
     if not path.is_file():
@@ -151,7 +154,11 @@ def read_zip_archive(path: Path, expected: str) -> bytes:
     # torch's reader skips the members' CRC-32s: a flipped bit would load as a different number
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if members is not None:
+                members(archive)
             bad = archive.testzip()
+    except CheckpointError:
+        raise
     except Exception as err:  # BadZipFile, zlib.error, EOFError, ...: headers that do not add up
         bad = f"its directory ({' '.join(str(err).split())[:120]})"
     if bad is not None:

@@ -30,6 +30,7 @@ TWIN_WEIGHTS = "weights.npz"  # the twin's final weights, float32 W1, b1, W2, b2
 RUN_DIR_MODE = 0o755
 LOCK_FILE = ".lock"  # held (flock) by the process training in the run; holds its pid
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's: events.out.tfevents.<second>.<host>.<pid>.<n>
+EVENT_WAIT_MAX_S = 1.0  # the most a resume waits for a later second than its event files' names
 # set for the processes a multi-process strategy launches, so they join rank 0's run
 RUN_VERSION_ENV = "MLP_LIGHTNING_RUN_VERSION"
 
@@ -114,7 +115,8 @@ def claim_run_dir(logdir: Path, trainer: str) -> tuple[Path, int]:
 
 
 def wait_for_a_later_event_file_second(run_dir: Path) -> None:
-    """Sleep, if needed, until a new event file in ``run_dir`` will sort after every file there.
+    """Sleep, if needed, until a new event file in ``run_dir`` will sort after every file there;
+    never more than ``EVENT_WAIT_MAX_S``, whatever the names in the run say.
 
     TensorBoard reads a run's event files in name order. The name is
     ``events.out.tfevents.<second>.<host>.<pid>.<n>``: across seconds that is time order, but
@@ -124,10 +126,15 @@ def wait_for_a_later_event_file_second(run_dir: Path) -> None:
     second of its start (a test) waits at all, and less than a second.
     """
     stamps = (p.name.split(".")[3] for p in Path(run_dir).glob(EVENT_FILES))
-    seconds = [int(stamp) for stamp in stamps if stamp.isdigit()]  # a stray file is no reason to fail
+    # a stray name is no reason to fail: ASCII digits only ("²".isdigit()), few enough for int()
+    seconds = [int(stamp) for stamp in stamps if stamp.isascii() and stamp.isdigit() and len(stamp) <= 20]
     delay = max(seconds) + 1 - time.time() if seconds else 0.0
+    # A name from a later second than the clock's comes from a machine whose clock ran ahead, or
+    # from someone who wrote it (a received run): waiting for that second could take centuries and
+    # would not make the order any truer. The new file then sorts before it, which costs only the
+    # order in which TensorBoard reads the two; no step is lost (its scalars are plotted by step).
     if delay > 0:
-        time.sleep(delay)
+        time.sleep(min(delay, EVENT_WAIT_MAX_S))
 
 
 def own_event_file(run_dir: Path) -> Path:
