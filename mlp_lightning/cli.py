@@ -165,7 +165,9 @@ def _parse(
             check_run_id(ns.run_id)
             if ns.resume is not None:
                 raise ConfigError("--run_id and --resume exclude each other: --run_id continues its own run")
-        continued = run_to_continue_now(ns, logdir, trainer_name) if a_run and ns.resume is None else None
+        continued = (
+            run_to_continue_now(ns, argv, logdir, trainer_name) if a_run and ns.resume is None else None
+        )
         if continued is not None:  # a rerun of the command that started it: continue, as --resume would
             ns = ns.clone()
             ns.resume = str(continued)
@@ -190,13 +192,13 @@ def _parse(
         checkpoint_every_n_steps=ns.checkpoint_every_n_steps, log_every_n_steps=ns.log_every_n_steps,
         given=given,
         command=shlex.join(["python", script, *argv]), config_yaml=printed_config(parser, ns),
-        run_id=run_id_to_record(ns.run_id), requeue=ns.requeue,
+        run_id=run_id_to_record(ns.run_id, argv), requeue=ns.requeue,
     )  # fmt: skip
 
 
-def run_to_continue_now(ns, logdir: Path, trainer: str) -> Path | None:
+def run_to_continue_now(ns, argv: list[str], logdir: Path, trainer: str) -> Path | None:
     """The run this start continues: the one that recorded ``--run_id`` (or a restarted SLURM job's id)."""
-    run_id = run_id_to_continue(ns.run_id)
+    run_id = run_id_to_continue(ns.run_id, argv)
     if run_id is None:
         return None
     filename = TWIN_CHECKPOINT if trainer == NUMPY_TRAINER else LIGHTNING_CHECKPOINT

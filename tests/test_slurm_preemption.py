@@ -164,7 +164,7 @@ def test_a_signalled_slurm_job_rerun_by_its_requeue_ends_as_an_uninterrupted_run
         assert f"SLURM job {JOB} is not requeued on SIGTERM" in err
         assert scontrol_calls(tmp_path) == []
     run_dir = logdir / trainer / "version_0"
-    assert recorded_run_id(run_dir) == f"slurm-{JOB}"
+    assert recorded_run_id(run_dir).startswith(f"slurm-{JOB}-")
 
     again = run(command(trainer, logdir), {**env, "SLURM_RESTART_COUNT": "1"}, cwd)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -304,6 +304,28 @@ def test_a_run_id_start_continues_its_run_and_sigusr1_outside_slurm_just_saves(t
     assert_same_run("numpy", tmp_path / "whole" / "numpy" / "version_0", run_dir)
 
 
+def test_a_restarted_job_of_several_commands_continues_each_in_its_own_run(tmp_path, monkeypatch):
+    """A batch script that trains two configurations one after the other, stopped in each."""
+    for name, value in srun_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    logdir = tmp_path / "logs"
+    first, second = ([*TINY, "--logdir", str(logdir), "--seed", seed] for seed in ("1", "2"))
+    for argv in (first, second):
+        with monkeypatch.context() as patch:
+            signal_during_step(patch, 4, signal.SIGTERM)
+            assert twin(argv)[0] == 143
+    runs = [logdir / "numpy" / f"version_{n}" for n in (0, 1)]
+    assert recorded_run_id(runs[0]) != recorded_run_id(runs[1])
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert [parse_numpy_args(argv).resume for argv in (first, second)] == [str(r) for r in runs]
+    assert twin(first)[0] == twin(second)[0] == 0
+    assert sorted(p.name for p in (logdir / "numpy").iterdir()) == ["version_0", "version_1"]
+    for seed, run_dir in zip(("1", "2"), runs, strict=True):
+        whole = tmp_path / f"whole{seed}"
+        assert twin([*TINY, "--logdir", str(whole), "--seed", seed])[0] == 0
+        assert_same_run("numpy", whole / "numpy" / "version_0", run_dir)
+
+
 def test_a_job_array_line_from_print_commands_interrupted_and_rerun_continues_its_run(
     tmp_path, monkeypatch, capsys
 ):
@@ -373,7 +395,7 @@ def test_under_slurm_lightning_leaves_sigusr1_and_sigterm_to_the_run_and_restore
         assert (environment, auto_requeue) == ("SLURMEnvironment", False)
         assert all(isinstance(owner, StopRequest) for owner in owners), owners
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "hpc_ckpt_1.ckpt", "logs"]
-    assert recorded_run_id(tmp_path / "logs" / "lightning" / "version_0") == f"slurm-{JOB}"
+    assert recorded_run_id(tmp_path / "logs" / "lightning" / "version_0").startswith(f"slurm-{JOB}-")
 
 
 def test_a_sweep_under_slurm_stopped_by_sigusr1_requeues_its_job_once_and_its_runs_ask_for_none(

@@ -3,17 +3,20 @@
 A scheduler reruns a command unchanged: a requeued SLURM job, a job-array task, a retried job. So
 that the rerun continues the run its first start made instead of starting another, each new run
 records an id in its directory (``RUN_ID_FILE``): the one ``--run_id`` gives, or under SLURM the
-job's (``slurm-1234``, ``slurm-1230_4`` for an array task). A start with ``--run_id``, or a SLURM
-job started again (``SLURM_RESTART_COUNT`` >= 1), continues the newest run under ``--logdir`` that
-recorded its id, as ``--resume`` would, if that run holds a checkpoint; otherwise it starts a new
-run. The id is looked for only among the trainer's ``version_N`` directories. No torch here.
+job's and the command's (``slurm-1234-<digest>``; ``slurm-1230_4-<digest>`` for an array task).
+A start with ``--run_id``, or a SLURM job started again (``SLURM_RESTART_COUNT`` >= 1),
+continues the newest run under ``--logdir`` that recorded its id, as ``--resume`` would, if that
+run holds a checkpoint; otherwise it starts a new run. The id is looked for only among the
+trainer's ``version_N`` directories. No torch here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlp_lightning.core.errors import ConfigError
@@ -34,19 +37,28 @@ def check_run_id(value: str) -> str:
     return value
 
 
-def run_id_to_record(given: str | None, env: Mapping[str, str] = os.environ) -> str | None:
-    """What a new run records: ``--run_id``'s value, else the SLURM job's; None outside SLURM."""
+def run_id_to_record(
+    given: str | None, command: Sequence[str], env: Mapping[str, str] = os.environ
+) -> str | None:
+    """What a new run records: ``--run_id``'s value, else the SLURM job's and the command's; None outside.
+
+    ``slurm-1234-<12 hex digits>``: a digest of the command's arguments beside the job id, so that a
+    batch script that trains several configurations one after the other continues each in its own
+    run when the job runs again, rather than every command the newest run of the job.
+    """
     if given is not None:
         return given
     job = slurm_job(env)
-    return f"slurm-{job}" if job else None
+    return f"slurm-{job}-{hashlib.sha256(shlex.join(command).encode()).hexdigest()[:12]}" if job else None
 
 
-def run_id_to_continue(given: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+def run_id_to_continue(
+    given: str | None, command: Sequence[str], env: Mapping[str, str] = os.environ
+) -> str | None:
     """The id whose run a start continues: ``--run_id``'s, or a restarted SLURM job's; None: a new run."""
     if given is not None:
         return given
-    return run_id_to_record(None, env) if restarted(env) else None
+    return run_id_to_record(None, command, env) if restarted(env) else None
 
 
 def record_run_id(run_dir: Path, run_id: str | None) -> None:
