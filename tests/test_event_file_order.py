@@ -1,12 +1,13 @@
 """A resumed run's new event file sorts after the interrupted run's: TensorBoard reads them in name order."""
 
+import os
 import time
 
 import pytest
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from mlp_lightning.runs import layout as runs
-from mlp_lightning.runs.layout import wait_for_a_later_event_file_second
+from mlp_lightning.runs.layout import own_event_file, wait_for_a_later_event_file_second
 from tests.helpers import GIB, run_numpy, run_script
 
 
@@ -88,3 +89,16 @@ def test_a_resume_of_a_received_run_naming_a_second_centuries_ahead_ends_within_
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert all(path.read_bytes() == b"" for path in planted)  # read by name, never written
+
+
+def test_a_planted_name_with_this_process_pid_is_a_stray_name_not_an_error(tmp_path):
+    pid = os.getpid()
+    for name in (
+        f"events.out.tfevents.{pid}.x",
+        f"events.out.tfevents.1.h.{pid}.1e3",
+        f"events.out.tfevents.1.{pid}.9",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    real = tmp_path / f"events.out.tfevents.1700000000.node1.cluster.{pid}.0"  # a host name with dots
+    real.write_bytes(b"")
+    assert own_event_file(tmp_path) == real

@@ -146,5 +146,13 @@ def own_event_file(run_dir: Path) -> Path:
     def order(p: Path) -> tuple[str, int]:  # second, then the process's file counter
         return p.name.split(".")[3], int(p.name.split(".")[-1])
 
-    mine = [p for p in Path(run_dir).glob(EVENT_FILES) if p.name.split(".")[-2] == str(os.getpid())]
+    def is_mine(
+        p: Path,
+    ) -> bool:  # events.out.tfevents.<second>.<host>.<pid>.<counter>; others' names are stray
+        parts = p.name.split(".")
+        return (
+            len(parts) >= 7 and parts[-2] == str(os.getpid()) and parts[-1].isascii() and parts[-1].isdigit()
+        )
+
+    mine = [p for p in Path(run_dir).glob(EVENT_FILES) if is_mine(p)]
     return max(mine, key=order, default=Path(run_dir) / EVENT_FILES)
