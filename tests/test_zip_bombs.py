@@ -161,7 +161,7 @@ def data_npz(path: Path, rows: int, declared_rows: int | None = None, deflate: b
     ("rows", "declared_rows", "words"),
     [
         # the probe: a 1 MB .npz expanded to 1.6 GB; here 6 million zero rows, 144 MB at 1000 to 1
-        (6_000_000, None, (f"more than {MAX_INFLATION} to 1", "a zip bomb rather than numbers")),
+        (6_000_000, None, (f"more than {MAX_INFLATION} to 1", "save them uncompressed (np.savez")),
         # the probe: X.npy's header declared 2**40 rows: an _ArrayMemoryError traceback
         (100, 1 << 40, ("array X declares shape (1099511627776, 2) of <f8 (17.6 TB) but holds 1.6 KB",)),
     ],
@@ -188,6 +188,20 @@ def test_a_data_npz_past_the_byte_cap_is_refused_from_its_directory(tmp_path, mo
     with pytest.raises(ConfigError, match=r"promises 24.3 KB once inflated \(a --data file's X, y and "):
         data_file.read_data_file(path)
     assert archive_check.DATA_ARCHIVE_MAX_BYTES == DATA_ARCHIVE_MAX_BYTES == 4 << 30
+
+
+def test_the_same_points_stored_uncompressed_are_read(tmp_path):
+    """What the bomb's message tells the owner of honest, mostly-zero numbers to do."""
+    from mlp_lightning.core.data_file import read_data_file
+
+    X = np.zeros((3_000_000, 4), np.float32)  # 48 MB, with y 72 MB: past the threshold
+    X[::1000, 0] = 1.0
+    y = (np.arange(3_000_000) % 2).astype(np.int64)
+    np.savez_compressed(tmp_path / "compressed.npz", X=X, y=y)
+    with pytest.raises(ConfigError, match="save them uncompressed"):
+        read_data_file(tmp_path / "compressed.npz")
+    np.savez(tmp_path / "sparse.npz", X=X, y=y)
+    assert read_data_file(tmp_path / "sparse.npz").X.shape == (3_000_000, 4)
 
 
 def test_a_data_npz_with_other_arrays_is_read_and_they_are_left_unread(tmp_path):

@@ -54,7 +54,8 @@ def check_inflation(members: Collection[zipfile.ZipInfo], source: str, error: ty
     if promised > INFLATION_CHECKED_FROM and promised > MAX_INFLATION * max(stored, 1):
         raise error(
             f"{source} promises {_size(promised)} inflated from {_size(stored)} "
-            f"(more than {MAX_INFLATION} to 1): refused unread, a zip bomb rather than numbers"
+            f"(more than {MAX_INFLATION} to 1): refused unread, as a zip bomb would be; if these are "
+            "your numbers (mostly zeros), save them uncompressed (np.savez, not np.savez_compressed)"
         )
 
 
