@@ -120,7 +120,7 @@ BAD_FILES = [
         "column 2 ('id') has a different value in every one of its 30 rows: an id, not classes? name the "
         "class column with --target",
     ),
-    ("semicolon_not_a_number.csv", "x1;label\n1,5,2;0\n2;1\n", "'1,5,2' is not a number (columns separated by ';')"),
+    ("semicolon_bad.csv", "x1;label\n1,5,2;0\n2;1\n", "'1,5,2' is not a number (columns separated by ';')"),
     ("binary.csv", b"\xff\xfe\x00bad", "not a text file (not UTF-8)"),
     ("late_binary.csv", GOOD.encode() + b"1.0,\xff,0\n", "not a text file (not UTF-8)"),
     ("table.txt", GOOD, "must be a .npz (X, y) or .csv (header row, class last) file"),

@@ -244,6 +244,16 @@ def weights_checkpoint(extra: torch.Tensor | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def test_a_checkpoint_carrying_a_tensor_of_zeros_is_refused_before_its_storages_are_read(tmp_path):
+    from mlp_lightning.lightning.checkpoint_io import read_checkpoint
+
+    path = tmp_path / "received.ckpt"
+    path.write_bytes(deflated_copy(weights_checkpoint(torch.zeros(BOMB // 4))))
+    with pytest.raises(CheckpointError, match=r"promises 33.6 MB of tensors, more than its 42 parameters"):
+        read_checkpoint(path)
+
+
+@pytest.mark.slow  # imports Lightning in a process of its own: seconds
 def test_a_checkpoint_carrying_a_tensor_of_zeros_is_refused_unread_by_export(tmp_path):
     """The probe: a 530 KB .ckpt carrying an extra 512 MB tensor was loaded whole (934 MB resident)."""
     path = tmp_path / "received.ckpt"
