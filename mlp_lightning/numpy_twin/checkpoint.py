@@ -19,6 +19,7 @@ import numpy as np
 
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.quoted import quoted, short_text
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.interrupt import StopRequest
@@ -83,14 +84,14 @@ def load_state(path: Path) -> TwinState:
             raise CheckpointError(
                 f"checkpoint {name!r} holds pickled objects (refused unread, nothing in it was run)"
             ) from None
-        raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
+        raise CheckpointError(f"checkpoint {name!r} is damaged: {short_text(err)}") from None
     except Exception as err:  # zipfile/zlib errors for a damaged member
-        raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
+        raise CheckpointError(f"checkpoint {name!r} is damaged: {short_text(err)}") from None
     expected = {"meta", *PARAM_NAMES, *_SUMS}
     if set(arrays) != expected:
-        raise CheckpointError(
-            f"checkpoint {name!r} is for another architecture or trainer: arrays {sorted(arrays)}, "
-            f"expected {sorted(expected)}"
+        raise CheckpointError(  # the file's member names: escaped, bounded
+            f"checkpoint {name!r} is for another architecture or trainer: "
+            f"arrays {quoted(sorted(arrays), 200)}, expected {sorted(expected)}"
         )
     try:
         meta = json.loads(str(arrays["meta"][()]))
@@ -114,8 +115,10 @@ def load_state(path: Path) -> TwinState:
             )
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
-        raise CheckpointError(f"checkpoint {name!r} has a damaged 'meta' entry: {err!r}"[:300]) from None
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as err:
+        raise CheckpointError(
+            f"checkpoint {name!r} has a damaged 'meta' entry: {type(err).__name__}: {short_text(err)}"
+        ) from None
     _check_params(state, name)
     return state
 
@@ -123,7 +126,7 @@ def load_state(path: Path) -> TwinState:
 def _count(value: object) -> int:
     """A count the file stores: a plain integer >= 0 (not a bool, a float or a string that looks like one)."""
     if type(value) is not int or value < 0:
-        raise ValueError(f"expected a count, got {value!r}")
+        raise ValueError(f"expected a count, got {quoted(value)}")
     return value
 
 
