@@ -194,6 +194,7 @@ def _parse(argv: Sequence[str] | None, prog: str, description: str, numpy_only: 
         if numpy_only:
             _refuse_trainer_flags(argv, prog)
         _refuse_unknown_config_keys(argv, parser, numpy_only)
+        _refuse_expanding_values(argv)
         try:
             ns = parser.parse_args(argv)
         except ArgumentError as err:
@@ -408,6 +409,17 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser, num
             problem = config_value_problem(key, value, many=key == "drop")
             if problem is not None:
                 raise ConfigError(f"--config {path}: {problem}")
+
+
+def _refuse_expanding_values(argv: Sequence[str]) -> None:
+    """A value on the command line (one pasted from someone else's command, say) that jsonargparse would
+    load as YAML into more than MAX_CONFIG_BYTES characters (``expands``), refused before it is loaded."""
+    for arg in argv:
+        value = arg.partition("=")[2] if arg.startswith("--") else arg
+        if expands(value):
+            raise ConfigError(
+                f"{quoted(arg, 60)} expands (YAML aliases) past {MAX_CONFIG_BYTES} characters: give the value"
+            )
 
 
 def _config_paths(argv: Sequence[str]) -> list[str]:

@@ -220,15 +220,22 @@ def test_yaml_anchors_in_a_config_are_refused_in_one_line(tmp_path, script, kind
     assert not (tmp_path / "logs").exists()
 
 
-@pytest.mark.parametrize("how", ["as text", pytest.param("named by a config", marks=pytest.mark.slow)])
-def test_yaml_anchors_in_a_config_jsonargparse_loads_itself_are_refused(tmp_path, how):
-    nested = tmp_path / "nested.yaml"
+def test_yaml_anchors_in_a_config_that_a_config_names_are_refused(tmp_path):
+    nested = tmp_path / "nested.yaml"  # jsonargparse reads it itself: its loader checks what it loads
     nested.write_text(f"lr: {anchors()}\n")
     outer = tmp_path / "outer.yaml"
     outer.write_text(f"config: {nested}\n")
-    config = f"lr: {anchors()}" if how == "as text" else str(outer)
-    line = probe("fit.py", tmp_path, "--config", config, "--logdir", str(tmp_path / "logs"))
+    line = probe("fit.py", tmp_path, "--config", str(outer), "--logdir", str(tmp_path / "logs"))
     assert "--config: " in line and "'lr' must be one value" in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "argv", [["--lr", anchors()], ["--config", f"lr: {anchors()}"]], ids=["flag", "config"]
+)
+def test_yaml_anchors_in_a_value_on_the_command_line_are_refused(tmp_path, argv):
+    line = probe("fit.py", tmp_path, *argv, "--logdir", str(tmp_path / "logs"))
+    assert "expands (YAML aliases) past 1048576 characters" in line
 
 
 def test_a_twin_checkpoint_of_deeply_nested_json_is_refused_in_one_line(twin_run, tmp_path):
