@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import NoReturn, Optional, get_type_hints
 
 import yaml
-from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, DefaultHelpFormatter
+from jsonargparse import (
+    ActionConfigFile,
+    ArgumentError,
+    ArgumentParser,
+    DefaultHelpFormatter,
+    get_loader,
+    set_loader,
+)
 
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError, fail
@@ -34,9 +41,10 @@ from mlp_lightning.core.hparams import (
     sets_own,
     validate,
 )
+from mlp_lightning.core.quoted import fits, quoted, short_text
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, LOG_EVERY_N_STEPS, RunArgs, TrainerFlags
-from mlp_lightning.runs.files import stored_hparams
+from mlp_lightning.runs.files import read_hparams_file
 from mlp_lightning.runs.layout import (
     HPARAMS_FILE,
     LIGHTNING_CHECKPOINT,
@@ -58,6 +66,9 @@ _TRAINER_HELP = {
 }
 
 
+_SCALARS = (str, int, float, bool, type(None))  # what a flag's value (or an item of --drop's) may be
+
+
 class _HelpFormatter(DefaultHelpFormatter):
     """jsonargparse's help, but a flag whose default is the set's own lists them, not ``default: null``."""
 
@@ -68,12 +79,66 @@ class _HelpFormatter(DefaultHelpFormatter):
         return text
 
 
+class NotPlain(ValueError):
+    """A config value no flag takes (jsonargparse reports it as a config that does not load)."""
+
+
+# a --config of flag: value lines is a few hundred bytes; one far larger is not one, and is not read whole.
+# No value in it may expand (by YAML aliases) beyond this either: jsonargparse shows a refused value whole
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def config_value_problem(key: object, value: object, many: bool = False) -> str | None:
+    """What is wrong with a config's ``key: value`` for jsonargparse to see it (``many``: a list of values
+    is allowed, as ``--drop`` takes); None where nothing is.
+
+    jsonargparse shows a refused value whole in its message, and loads a text given to a number's flag
+    as YAML: a few hundred bytes of YAML anchors expand to gigabytes. So the type and the expanded size
+    are checked here, before jsonargparse sees the value, and the value is shown only bounded.
+    """
+    items = value if many and isinstance(value, list) else [value]
+    if not isinstance(key, _SCALARS) or not all(isinstance(v, _SCALARS) for v in items):
+        what = "one value (a number, a text, true, false or null)" + (" or a list of them" if many else "")
+        return f"{quoted(key, 40)} must be {what}, got {quoted(value)}"
+    if not fits(value, MAX_CONFIG_BYTES) or any(isinstance(v, str) and expands(v) for v in items):
+        return f"{quoted(key, 40)} expands (YAML aliases) past {MAX_CONFIG_BYTES} characters: {quoted(value)}"
+    return None
+
+
+def expands(text: str) -> bool:
+    """Whether ``text``, loaded as YAML as jsonargparse loads a number's flag, exceeds MAX_CONFIG_BYTES."""
+    if "*" not in text:  # without an alias YAML is no larger than its text
+        return False
+    try:
+        value = _YAML_LOAD(text)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return False
+    return not fits(value, MAX_CONFIG_BYTES)
+
+
+def _plain_yaml(text: str):
+    """jsonargparse's YAML loader, refusing (``config_value_problem``) what no flag takes before jsonargparse
+    formats or uses it. It sees every config jsonargparse loads: a ``--config`` given as text and one a
+    config names too."""
+    value = _YAML_LOAD(text)
+    for key, item in value.items() if isinstance(value, dict) else [("a value", value)]:
+        problem = config_value_problem(key, item, many=key in ("drop", "a value"))
+        if problem is not None:
+            raise NotPlain(problem)
+    return value
+
+
+_YAML_LOAD = get_loader("yaml")
+PARSER_MODE = "mlp_lightning_yaml"  # jsonargparse's YAML, with _plain_yaml's check
+set_loader(PARSER_MODE, _plain_yaml, exceptions=(yaml.YAMLError, ValueError, RecursionError))
+
+
 def build_parser(prog: str, description: str, lightning: bool = True) -> ArgumentParser:
     """The flags of a run; ``lightning``: with Lightning's (fit.py), without them for the twin."""
     # no abbreviations: --max_epoch must not quietly mean --max_epochs
     parser = ArgumentParser(
         prog=prog, description=description, exit_on_error=False, allow_abbrev=False,
-        formatter_class=_HelpFormatter,
+        formatter_class=_HelpFormatter, parser_mode=PARSER_MODE,
     )  # fmt: skip
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of flag: value")
     hp_types = get_type_hints(HParams)
@@ -144,6 +209,7 @@ def _parse(
         if numpy_only:
             _refuse_trainer_flags(argv, prog)
         _refuse_unknown_config_keys(argv, parser, numpy_only)
+        _refuse_expanding_values(argv)
         try:
             ns = parser.parse_args(argv)
         except ArgumentError as err:
@@ -176,7 +242,7 @@ def _parse(
         check_logdir(logdir, create=ns.resume is None)
         for name in ("checkpoint_every_n_steps", "log_every_n_steps"):
             if ns[name] < 0:
-                raise ConfigError(f"--{name} must be an integer >= 0, got {ns[name]!r}")
+                raise ConfigError(f"--{name} must be an integer >= 0, got {quoted(ns[name])}")
         ns = with_resolved_defaults(ns, hp)
         if ns.resume is not None:  # --print_config and the run's TEXT entry: what the resumed run trains with
             ns = with_resumed_run(ns, hp, given, trainer_name)
@@ -269,9 +335,8 @@ def with_resumed_run(ns, hp: HParams, given: frozenset[str], trainer: str):
     filename = TWIN_CHECKPOINT if trainer == NUMPY_TRAINER else LIGHTNING_CHECKPOINT
     try:
         target = resolve_resume(ns.resume, Path(ns.logdir), trainer, filename, note=False)
-        path = target.run_dir / HPARAMS_FILE
-        stored = stored_hparams(yaml.safe_load(path.read_text()), path)
-    except (ConfigError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        stored = read_hparams_file(target.run_dir / HPARAMS_FILE)
+    except ConfigError:
         return ns
     changed = {name: getattr(hp, name) for name in RESUME_MAY_CHANGE if name in given}
     resumed = dataclasses.replace(stored, **changed)
@@ -315,8 +380,13 @@ def given_flags(argv: Sequence[str], ns) -> frozenset[str]:
         if config is not None:
             try:
                 keys = yaml.safe_load(Path(str(config)).read_text())
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:  # the parser read it otherwise
-                why = " ".join(str(err).split())[:200]
+            except (
+                OSError,
+                ValueError,
+                RecursionError,
+                yaml.YAMLError,
+            ) as err:  # the parser read it otherwise
+                why = short_text(err)
                 raise ConfigError(
                     f"--config {config}: not a YAML file of flag: value lines ({why})"
                 ) from None
@@ -355,30 +425,57 @@ def unknown_flag_message(flag: str, options: Sequence[str]) -> str:
 
 def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser, numpy_only: bool) -> None:
     """Name the file and the closest valid key for a key no flag has (jsonargparse names neither); the
-    twin's name a Lightning flag as such."""
+    twin's name a Lightning flag as such. Every value is checked for its type here, before jsonargparse
+    sees it: its messages show a value whole, and a few hundred bytes of YAML anchors expand to gigabytes."""
     known = _flag_names(parser, numpy_only)
     for path in _config_paths(argv):
         try:
-            table = yaml.safe_load(Path(path).read_text())
+            with open(path, "rb") as f:
+                data = f.read(MAX_CONFIG_BYTES + 1)
+            if len(data) > MAX_CONFIG_BYTES:
+                raise ConfigError(
+                    f"--config {path}: over {MAX_CONFIG_BYTES} bytes, not a YAML file of flag: value lines"
+                )
+            table = yaml.safe_load(data.decode("utf-8"))
         except UnicodeDecodeError as err:  # the parser would read it with errors replaced
             raise ConfigError(
                 f"--config {path}: not a UTF-8 text file ({err.reason} at byte {err.start})"
+            ) from None
+        except (ValueError, RecursionError) as err:  # an integer of more than 4300 digits; [[[[...]]]]
+            raise ConfigError(
+                f"--config {path}: not a YAML file of flag: value lines ({short_text(err)})"
             ) from None
         except (OSError, yaml.YAMLError):
             continue  # not a readable YAML file: the parser says so, naming --config
         if not isinstance(table, dict):
             continue
         for key, value in table.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"--config {path}: a key must be a flag's name, got {quoted(key)}")
             if numpy_only and key in TRAINER_FLAG_NAMES:
                 raise ConfigError(f"--config {path}: {lightning_flag(key)}")
-            if key == "drop" and not isinstance(value, list | None):  # jsonargparse's words name nothing
-                raise ConfigError(
-                    f"--config {path}: drop must be a list of column names ([a, b]), got {value!r}"
-                )
-            if isinstance(key, str) and key not in known and key != "config":
+            if key not in known and key != "config":
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
-                raise ConfigError(f"--config {path}: unknown key {key!r} ({hint})")
+                raise ConfigError(f"--config {path}: unknown key {quoted(key)} ({hint})")
+            if key == "drop" and not isinstance(value, list | None):  # jsonargparse's words name nothing
+                raise ConfigError(
+                    f"--config {path}: drop must be a list of column names ([a, b]), got {quoted(value)}"
+                )
+            problem = config_value_problem(key, value, many=key == "drop")
+            if problem is not None:
+                raise ConfigError(f"--config {path}: {problem}")
+
+
+def _refuse_expanding_values(argv: Sequence[str]) -> None:
+    """A value on the command line (one pasted from someone else's command, say) that jsonargparse would
+    load as YAML into more than MAX_CONFIG_BYTES characters (``expands``), refused before it is loaded."""
+    for arg in argv:
+        value = arg.partition("=")[2] if arg.startswith("--") else arg
+        if expands(value):
+            raise ConfigError(
+                f"{quoted(arg, 60)} expands (YAML aliases) past {MAX_CONFIG_BYTES} characters: give the value"
+            )
 
 
 def _config_paths(argv: Sequence[str]) -> list[str]:
@@ -419,13 +516,13 @@ def one_line(message: str) -> str:
         key, type_name, value = m.groups()
         kind = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
         kind = kind.get(type_name, type_name)
-        return f"--{key} must be {kind}, got {value.strip()!r}"
+        return f"--{key} must be {kind}, got {quoted(value.strip())}"
     if message.startswith(("Problems parsing config", "Unexpected config")):  # the file is not flag: value
-        return f"--config: {' '.join(message.split())} (allowed: a YAML file of flag: value lines)"
+        return f"--config: {short_text(message, 300)} (allowed: a YAML file of flag: value lines)"
     m = re.match(r'Parser key "(\w+)":\s*(.*)', message, re.S)
     if m:
-        return f"--{m.group(1)}: {' '.join(m.group(2).split())}"
-    return " ".join(message.split())
+        return f"--{m.group(1)}: {short_text(m.group(2), 300)}"
+    return short_text(message, 300)
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

@@ -34,12 +34,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mlp_lightning.analysis.compare import compare_runs
-    from mlp_lightning.core.errors import ConfigError, WriteFailed, fail_write
+    from mlp_lightning.core.errors import ConfigError, WriteFailed, error_line, fail_write
 
     try:
         return compare_runs(*args.runs, logdir=args.logdir, out=args.out, force=args.force, check=args.check)
     except ConfigError as err:  # a run that cannot be read or compared, or is in use
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(error_line(PROG, err), file=sys.stderr)
         return 2
     except WriteFailed as err:
         return fail_write(PROG, err)

@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mlp_lightning.analysis.export import checkpoint_to_npz, load_model_npz, save_checkpoint
-    from mlp_lightning.core.errors import ConfigError, WriteFailed, fail_write
+    from mlp_lightning.core.errors import ConfigError, WriteFailed, error_line, fail_write
     from mlp_lightning.runs.lock import hold_run_of
 
     try:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 weights, columns = load_model_npz(args.src)
                 save_checkpoint(weights, args.dst, columns)
     except ConfigError as err:  # unusable weights (WeightsError), or a run in use
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(error_line(PROG, err), file=sys.stderr)
         return 2
     except WriteFailed as err:
         return fail_write(PROG, err)

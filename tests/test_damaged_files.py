@@ -561,7 +561,7 @@ def test_a_flipped_bit_in_a_checkpoint_is_refused_not_read_as_another_number(run
         ((PROJECT_KEY, "epochs_done"), 2.0, "is damaged: mlp_lightning.epochs_done"),
         ((PROJECT_KEY, "ranks"), [1], "is damaged: mlp_lightning.ranks"),
         ((PROJECT_KEY, "ranks", 0, "metrics"), None, "is damaged: mlp_lightning.ranks"),
-        ((PROJECT_KEY, "hparams", "lr"), torch.zeros(3, 3), "hyperparameter 'lr' is tensor"),
+        ((PROJECT_KEY, "hparams", "lr"), torch.zeros(3, 3), "hyperparameter 'lr' is <Tensor of shape 3x3>"),
     ],
 )
 def test_a_checkpoints_loop_counters_and_process_states_of_the_wrong_type_are_refused(

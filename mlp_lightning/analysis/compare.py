@@ -18,6 +18,7 @@ from mlp_lightning.analysis.logged_run import (
 )
 from mlp_lightning.core.errors import RunError
 from mlp_lightning.core.hparams import HParams, hparam_names
+from mlp_lightning.core.quoted import quoted_text
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS, TRAIN_ACC, VAL_ACC
 from mlp_lightning.runs.layout import LIGHTNING_TRAINER, NUMPY_TRAINER
 from mlp_lightning.runs.lock import hold_run_of
@@ -35,7 +36,7 @@ def hparam_differences(a: Run, b: Run) -> list[str]:
     order += sorted((set(a.hparams) | set(b.hparams)) - set(order))
     missing = "(not set)"
     return [
-        f"{name}: {format_hparam(name, a.hparams.get(name, missing))} vs "
+        f"{quoted_text(name)}: {format_hparam(name, a.hparams.get(name, missing))} vs "
         f"{format_hparam(name, b.hparams.get(name, missing))}"
         for name in order
         if a.hparams.get(name) != b.hparams.get(name)
@@ -62,7 +63,7 @@ def format_hparam(name: str, value: float | int | str) -> str:
     integer field's ``30.0`` prints as ``30``; a float field's ``2.0`` stays ``2.0``."""
     if name in INT_FIELDS and isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return quoted_text(str(value))  # the run's event file may come from someone else: escaped, bounded
 
 
 def within_parity(a: Run, b: Run) -> list[str]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from mlp_lightning.analysis.export import load_model_npz
 from mlp_lightning.analysis.predictions import rows_of_file
@@ -22,7 +21,8 @@ from mlp_lightning.core.columns import Columns
 from mlp_lightning.core.data import eval_chunks, load_splits
 from mlp_lightning.core.errors import ConfigError
 from mlp_lightning.core.hparams import DATA_FILE, HParams, column_names, data_names, flag_names, validate
-from mlp_lightning.runs.files import stored_hparams
+from mlp_lightning.core.quoted import quoted_text
+from mlp_lightning.runs.files import read_hparams_file
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, HPARAMS_FILE, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
 LIGHTNING, NUMPY = "lightning", "numpy"
@@ -110,7 +110,7 @@ def _saved_model(path: Path, backend: str, hp: HParams | None) -> SavedModel:
 def _run_hparams(path: Path) -> HParams | None:
     if not path.is_file():
         return None
-    return stored_hparams(yaml.safe_load(path.read_text()), path)
+    return read_hparams_file(path)
 
 
 def evaluation_points(model: SavedModel, data: str | None, given: dict, target: str | None = None) -> Points:
@@ -140,7 +140,8 @@ def evaluation_points(model: SavedModel, data: str | None, given: dict, target: 
         )
     else:
         hp = model.hp
-        source = hp.data if hp.dataset == DATA_FILE else f"--dataset {hp.dataset}"
+        # the run's own record (it may come from someone else): escaped, bounded
+        source = quoted_text(hp.data, 300) if hp.dataset == DATA_FILE else f"--dataset {hp.dataset}"
         what = f"the run's own validation split ({hp.n_val} points of {source}, seed {hp.seed})"
     _, _, Xva, yva = load_splits(dataclasses.replace(hp, standardize=False))  # the model scales them
     return Points(Xva, yva, what, validation=True)

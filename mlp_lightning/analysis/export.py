@@ -28,6 +28,7 @@ from mlp_lightning.core.columns import (
     plain_columns,
 )
 from mlp_lightning.core.errors import WeightsError
+from mlp_lightning.core.quoted import short_text
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights
 from mlp_lightning.runs.files import atomic_write_bytes
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
@@ -133,8 +134,8 @@ def checkpoint_model(path: str | Path) -> tuple[dict[str, np.ndarray], Columns]:
 
 
 def _one_line(err: Exception) -> str:
-    """An exception's message on one line, cut short (torch's run to many lines)."""
-    return " ".join(str(err).split())[:200] or type(err).__name__
+    """An exception's message on one line, escaped and cut short (torch's run to many lines)."""
+    return short_text(err) or type(err).__name__
 
 
 def checkpoint_to_npz(ckpt_path: str | Path, npz_path: str | Path) -> Path:

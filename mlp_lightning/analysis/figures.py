@@ -93,6 +93,7 @@ def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:
     from mlp_lightning.analysis.export import load_model_file, run_weights_file
     from mlp_lightning.core.data import load_splits
     from mlp_lightning.core.errors import WeightsError
+    from mlp_lightning.core.quoted import printable
     from mlp_lightning.numpy_twin.model import forward
     from mlp_lightning.runs.layout import CHECKPOINT_DIR, LIGHTNING_CHECKPOINT, TWIN_WEIGHTS
 
@@ -109,7 +110,7 @@ def write_comparison_figure(a: Run, b: Run, path: Path) -> Path:
     try:
         (weights_a, columns), (weights_b, _) = (load_model_file(f) for f in files)
     except WeightsError as err:
-        print(f"note: no decision boundaries: {err}")
+        print(f"note: no decision boundaries: {printable(str(err))}")
         return comparison_figure((a, b), path)
     _, _, Xva, yva = load_splits(hp)  # as the models take them: standardized where the run was
     return comparison_figure(

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlp_lightning.core.errors import RunError
-from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.errors import ConfigError, RunError
+from mlp_lightning.core.hparams import HParams, validate
+from mlp_lightning.core.quoted import quoted
 from mlp_lightning.core.tensorboard_schema import METRIC_TAGS
 from mlp_lightning.runs.layout import run_name, versions
 from mlp_lightning.runs.outcome import failed_in_epoch, failure_words, newest_not_failed
@@ -42,12 +43,18 @@ class Run:
         return f"{self.path.parent.name}/{self.path.name}"
 
     def typed_hparams(self) -> HParams:
-        """The session's hyperparameters as ``HParams`` (TensorBoard stores numbers as floats)."""
+        """The session's hyperparameters as ``HParams`` (TensorBoard stores numbers as floats), validated as
+        the command line's are: a received run's sizes are bounded before anything is built from them."""
         values = {k: int(v) if k in INT_FIELDS else v for k, v in self.hparams.items() if k in FIELD_TYPES}
         for name in ("class_names", "drop"):  # the tab holds a list of names as one string, ", "-joined
             if isinstance(values.get(name), str):
                 values[name] = tuple(values[name].split(", ")) if values[name] else ()
-        return HParams(**values)
+        hp = HParams(**values)
+        try:  # the names as one string may have split at a ", " inside a name: the sizes are what matter here
+            validate(dataclasses.replace(hp, class_names=()))
+            return hp
+        except ConfigError as err:
+            raise RunError(f"{self.path}: its HPARAMS session holds a bad hyperparameter: {err}") from None
 
 
 def newest_run(logdir: Path, trainer: str) -> Path:
@@ -80,6 +87,10 @@ def load_run(path: str | Path) -> Run:
         raise RunError(f"{path}: no HPARAMS session, so its hyperparameters are unknown")
     start = hp_metadata.parse_session_start_info_plugin_data(hp_content[hp_metadata.SESSION_START_INFO_TAG])
     hparams = {name: _hparam_value(value) for name, value in start.hparams.items()}
+    for name in INT_FIELDS & set(hparams):  # TensorBoard stores them as floats: whole ones
+        value = hparams[name]
+        if not (isinstance(value, bool | int) or (isinstance(value, float) and value.is_integer())):
+            raise RunError(f"{path}: its HPARAMS session holds {name} {quoted(value)}, not an integer")
     if hp_metadata.SESSION_END_INFO_TAG not in hp_content:
         raise RunError(f"{path}: half-written: no HPARAMS session end (still training, or it was stopped)")
     end = hp_metadata.parse_session_end_info_plugin_data(hp_content[hp_metadata.SESSION_END_INFO_TAG])

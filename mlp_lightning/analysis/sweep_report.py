@@ -21,6 +21,7 @@ from mlp_lightning.analysis.compare import LOSS_TOLERANCE, within_parity
 from mlp_lightning.analysis.logged_run import Run
 from mlp_lightning.analysis.statistics import WELCH_ALPHA, mean_interval, mean_sd, welch_test
 from mlp_lightning.core.hparams import HParams, hparam_names
+from mlp_lightning.core.quoted import quoted_text
 from mlp_lightning.core.tensorboard_schema import VAL_ACC, VAL_LOSS
 from mlp_lightning.runs.files import atomic_write_bytes
 from mlp_lightning.runs.sweep import TRAINERS, hparams_key, read_stored_hparams
@@ -68,10 +69,13 @@ def labels(groups: list[Configuration]) -> tuple[list[str], str]:
     shared = [
         n for n in names if n not in varying and groups[0].hparams.get(n, defaults.get(n)) != defaults.get(n)
     ]
-    shared_label = " ".join(f"{n}={groups[0].hparams.get(n)}" for n in shared)
+    # the values come from the runs' hparams.yaml, which may be someone else's: escaped, bounded
+    shared_label = " ".join(f"{n}={quoted_text(str(groups[0].hparams.get(n)))}" for n in shared)
     if not varying:  # one configuration: it is named by what it changes
         return [shared_label or "the defaults"], ""
-    return [" ".join(f"{n}={g.hparams.get(n)}" for n in varying) for g in groups], shared_label
+    return [
+        " ".join(f"{n}={quoted_text(str(g.hparams.get(n)))}" for n in varying) for g in groups
+    ], shared_label
 
 
 def verdict(group: Configuration) -> tuple[bool | None, str]:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mlp_lightning.core.columns import shown_name
 from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.hparams import MAX_CLASSES  # a column with more distinct values is not a class column
 
-MAX_CLASSES = 10_000  # a bound: a column with more distinct values is not a class column
 ID_LIKE_ROWS = 20  # more rows than this, each with its own value: an id column, not classes
 
 
@@ -62,7 +63,7 @@ def class_labels(
 def _checked(classes: np.ndarray, y: np.ndarray, column: str) -> tuple[np.ndarray, tuple[str, ...]]:
     names = tuple(str(c) for c in classes.tolist())
     if len(names) < 2:
-        raise ConfigError(f"{column} has one value ({names[0]!r}): at least 2 classes are needed")
+        raise ConfigError(f"{column} has one value ({shown_name(names[0])}): at least 2 classes are needed")
     if len(names) == len(y) > ID_LIKE_ROWS:
         raise ConfigError(
             f"{column} has a different value in every one of its {len(y)} rows: an id, not classes? "

@@ -19,7 +19,8 @@ def choose_columns(
     for j, name in enumerate(names):
         if name in first:
             raise ConfigError(
-                f"{where}: the header names {name!r} twice (columns {first[name] + 1} and {j + 1}); "
+                f"{where}: the header names {shown_name(name)} twice "
+                f"(columns {first[name] + 1} and {j + 1}); "
                 "columns are chosen by name: rename one"
             )
         first[name] = j
@@ -27,12 +28,12 @@ def choose_columns(
     dropped = {_index(first, name, "--drop", where) for name in drop}
     if label in dropped:
         raise ConfigError(
-            f"{where}: --drop {names[label]!r} is the class column (--target): drop only features"
+            f"{where}: --drop {shown_name(names[label])} is the class column (--target): drop only features"
         )
     features = [j for j in range(len(names)) if j != label and j not in dropped]
     if not features:
         raise ConfigError(
-            f"{where}: --drop leaves no feature column (the class column is {names[label]!r}); "
+            f"{where}: --drop leaves no feature column (the class column is {shown_name(names[label])}); "
             f"the columns: {listing(names)}"
         )
     return features, label
@@ -43,8 +44,10 @@ def _index(first: dict[str, int], name: str, flag: str, where: str) -> int:
         return first[name]
     lower = {known.lower(): known for known in first}  # 'ID' is close to 'id'
     close = difflib.get_close_matches(name.lower(), list(lower), n=1)
-    hint = f" (did you mean {lower[close[0]]!r}?)" if close else ""
-    raise ConfigError(f"{where}: {flag} {name!r} is not a column{hint}; the columns: {listing(list(first))}")
+    hint = f" (did you mean {shown_name(lower[close[0]])}?)" if close else ""
+    raise ConfigError(
+        f"{where}: {flag} {shown_name(name)} is not a column{hint}; the columns: {listing(list(first))}"
+    )
 
 
 def listing(names: Sequence[str]) -> str:

@@ -28,7 +28,7 @@ from mlp_lightning.core.class_labels import RowNeeded, class_labels
 from mlp_lightning.core.column_choice import choose_columns, listing
 from mlp_lightning.core.columns import shown_name
 from mlp_lightning.core.errors import ConfigError
-from mlp_lightning.core.quoted import quoted_text
+from mlp_lightning.core.quoted import quoted_text, short_text
 
 SEPARATORS = (",", ";", "\t")
 # A ';'-separated file is what a spreadsheet writes where the decimal mark is a comma (1,5): its
@@ -114,7 +114,7 @@ def _read(
     path: Path, where: str, line: int, names: list[str], sep: str, features: list[int], label: int | None
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
     """X, y and the class names, on the fast path where it can; the slow path names a bad row."""
-    column = f"column {label + 1} ({names[label]!r})" if label is not None else ""
+    column = f"column {label + 1} ({shown_name(names[label])})" if label is not None else ""
     try:
         X, labels = _fast(path, sep, line, len(names), features, label)
         if labels is None:
@@ -139,7 +139,10 @@ def _header(path: Path, where: str, need_class: bool = True) -> tuple[int, list[
         raise ConfigError(f"{where}: the file has no rows")
     unquoted = re.sub(r'"[^"]*"', "", text)
     sep = next((s for s in SEPARATORS if s in unquoted), ",")
-    names = [name.strip() for name in next(csv.reader([text], delimiter=sep))]
+    try:
+        names = [name.strip() for name in next(csv.reader([text], delimiter=sep))]
+    except csv.Error as err:
+        raise _csv_error(err, where, number) from None
     if len(names) < (2 if need_class else 1):
         raise ConfigError(
             f"{where}: the header row has {len(names)} column(s); features and a class column are needed"
@@ -233,8 +236,11 @@ def _separators_per_line(data: np.ndarray, code: int) -> np.ndarray:
 
 def _rows_by_csv(path: Path, sep: str, width: int) -> int | None:
     """As ``_rows_if_regular`` for a file with quotes: the csv module counts the fields."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        lengths = [len(row) for row in csv.reader(f, delimiter=sep) if row]
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            lengths = [len(row) for row in csv.reader(f, delimiter=sep) if row]
+    except csv.Error:  # a cell past the csv module's limit: the slow path names its row
+        return None
     return len(lengths) if all(n == width for n in lengths) else None
 
 
@@ -243,10 +249,10 @@ def _slow(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """X, the class column's text and each row's number, read row by row; raises at the first bad cell."""
     X, labels, rows = array("f"), [], []  # X row-major, as float32: a C cast, as numpy's astype
-    seen_header = False
+    seen_header, number = False, 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            for number, row in enumerate(csv.reader(f, delimiter=sep), start=1):
+            for number, row in enumerate(csv.reader(f, delimiter=sep), start=1):  # noqa: B007 (read below)
                 if not row:
                     continue
                 if not seen_header:
@@ -263,11 +269,13 @@ def _slow(
                     continue
                 if not row[label].strip():
                     raise ConfigError(
-                        f"{where}: row {number}, column {label + 1} ({names[label]!r}): empty cell"
+                        f"{where}: row {number}, column {label + 1} ({shown_name(names[label])}): empty cell"
                     )
                 labels.append(row[label])
     except UnicodeDecodeError:
         raise ConfigError(f"{where}: not a text file (not UTF-8)") from None
+    except csv.Error as err:  # the row after the last one read
+        raise _csv_error(err, where, number + 1) from None
     if not X:
         raise ConfigError(f"{where}: no data rows below the header")
     labels = np.array(labels) if label is not None else None
@@ -277,7 +285,7 @@ def _slow(
 def _feature(
     cell: str, number: int, j: int, names: list[str], where: str, sep: str, row_is_first: bool = False
 ) -> float:
-    at = f"{where}: row {number}, column {j + 1} ({names[j]!r})"
+    at = f"{where}: row {number}, column {j + 1} ({shown_name(names[j])})"
     if not cell.strip():
         raise ConfigError(f"{at}: empty cell")
     if sep == ";" and DECIMAL_COMMA.fullmatch(cell):
@@ -290,12 +298,20 @@ def _feature(
             hint += "; a missing value: rows are not filled in, so fill it or leave the row out"
             row_is_first = False
         if row_is_first:  # text from the first row on: a column of names or ids, not a feature
-            hint += f"; a feature holds numbers: leave a text column out with --drop {names[j]}"
+            hint += f"; a feature holds numbers: leave a text column out with --drop {quoted_text(names[j])}"
         raise ConfigError(f"{at}: {shown_name(cell)} is not a number{hint}") from None
     with np.errstate(over="ignore"):  # beyond float32's range is inf: refused
         if not np.isfinite(np.float32(value)):
-            raise ConfigError(f"{at}: feature {cell.strip()} is not a finite float32 number")
+            raise ConfigError(f"{at}: feature {quoted_text(cell.strip(), 40)} is not a finite float32 number")
     return value
+
+
+def _csv_error(err: csv.Error, where: str, row: int) -> ConfigError:
+    """The csv module's refusal (a cell past its size limit, ...) as one line naming the row."""
+    why = short_text(err)
+    if why.startswith("field larger than field limit"):
+        why = f"a cell longer than {csv.field_size_limit()} characters: not a table of numbers and names"
+    return ConfigError(f"{where}: row {row}: {why}")
 
 
 def _is_number(cell: str) -> bool:

@@ -24,6 +24,7 @@ from mlp_lightning.core.archive_check import DATA_ARCHIVE_MAX_BYTES, npz_headers
 from mlp_lightning.core.class_labels import class_labels
 from mlp_lightning.core.csv_table import class_column_name, read_csv, read_csv_by_name
 from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.quoted import quoted, short_text
 
 SUFFIXES = (".npz", ".csv")
 NPZ_ARRAYS = ("X", "y", "feature_names")  # what is read of an .npz; other arrays are left unread
@@ -127,16 +128,15 @@ def _read_npz(
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("X", "y") if k not in archive.files and (k == "X" or need_y)]
             if missing:
-                raise ConfigError(
-                    f"{where}: no array {' or '.join(missing)} (it holds {sorted(archive.files)})"
-                )
+                held = quoted(sorted(archive.files), 200)  # the member names: the sender's text
+                raise ConfigError(f"{where}: no array {' or '.join(missing)} (it holds {held})")
             X, has_y = archive["X"], "y" in archive.files
             y = archive["y"] if has_y else np.zeros(len(X), np.int64)  # shapes checked below, then dropped
             names = archive["feature_names"] if "feature_names" in archive.files else None
     except ConfigError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile) as err:  # object arrays need pickles: refused
-        raise ConfigError(f"{where}: cannot read the arrays ({err})") from None
+        raise ConfigError(f"{where}: cannot read the arrays ({short_text(err)})") from None
     if X.ndim != 2:
         raise ConfigError(f"{where}: X must be 2-D (points, features), got shape {X.shape}")
     if y.ndim != 1 or len(y) != len(X):

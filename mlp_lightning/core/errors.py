@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from mlp_lightning.core.quoted import printable
+
 # what the operating system's refusals mean, in the words a message uses
 PLAIN_OS_ERRORS = {
     errno.ENOSPC: "disk full",
@@ -80,13 +82,18 @@ class WriteFailed(Exception):
         super().__init__(f"cannot write {str(path)!r}: {plain_os_error(err)}")
 
 
+def error_line(prog: str, message: object) -> str:
+    """``<prog>: error: <message>``, every character a terminal would act on escaped (``core/quoted.py``)."""
+    return f"{prog}: error: {printable(str(message))}"
+
+
 def fail(prog: str, message: str) -> NoReturn:
     """End a script on a user's error: ``<prog>: error: <message>`` on stderr, exit code 2."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(error_line(prog, message), file=sys.stderr)
     sys.exit(2)
 
 
 def fail_write(prog: str, err: WriteFailed) -> int:
     """Report a refused write: ``<prog>: error: cannot write '<file>': disk full``; the exit code."""
-    print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
+    print(error_line(prog, err), file=sys.stderr, flush=True)
     return WRITE_FAILED_EXIT

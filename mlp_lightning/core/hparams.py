@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mlp_lightning.core.errors import ConfigError
+from mlp_lightning.core.quoted import quoted
 
 # the generated sets (--dataset); a run on a --data file records DATA_FILE as its dataset
 DATASETS = ("blobs", "moons", "circles", "spirals")
@@ -36,6 +37,23 @@ SET_DEFAULTS = {
 # a --data file trains for at least this many optimizer steps: 30 epochs of a 120-point table are 60
 # steps, too few from the notebook's small initial weights (docs/data.md); a large file keeps 30 epochs
 FILE_MIN_STEPS = 500
+# Upper bounds on the sizes, so that a value read from someone else's hparams.yaml or checkpoint (or typed by
+# mistake) is refused in one line instead of drawing random numbers for minutes or exhausting memory. Each
+# keeps a run well inside a 24 GiB machine: no array of the run holds more than MAX_VALUES numbers (1 GB
+# as float32; the blobs' float64 draws come in bounded chunks), so the data (points x features), W1
+# (features x hidden units) and its gradient, W2 (hidden x classes), a batch's hidden activations (batch x
+# hidden) and evaluate.py's probabilities (points x classes) are a few GB together at the very worst.
+# The benchmark's largest config (125,000 points x 512 features, 2048 hidden units: 64 M values) and a
+# million-row table of 20 features (20 M) are far inside them.
+MAX_VALUES = 250_000_000  # numbers in one array: 1 GB of float32
+# points: the shuffle's indices, the labels and the batch order are int64 per point (8 bytes each):
+# 50 M points are 0.4 GB per array
+MAX_POINTS = 50_000_000
+MAX_DIM = 100_000  # features: wider than gene-expression tables (~60,000)
+MAX_CLASSES = 10_000  # a .csv column with more distinct values is not a class column (core/class_labels.py)
+# hidden units: an evaluation chunk (core/data.py's EVAL_CHUNK, 4096 points) of 50,000 units is 0.8 GB
+MAX_HIDDEN = 50_000
+MAX_EPOCHS = 1_000_000  # an epoch logs a few scalars: a million epochs is ~100 MB of event file
 # classes a set allows (None: any >= 2) and the dimension it has (None: any --dim)
 DATASET_CLASSES = {"blobs": None, "moons": 2, "circles": None, "spirals": None}
 DATASET_DIM = {"blobs": None, "moons": 2, "circles": 2, "spirals": 2}
@@ -226,16 +244,17 @@ def validate(hp: HParams) -> HParams:
         _require(name, getattr(hp, name) >= 1, "a positive integer", getattr(hp, name))
     _require("num_classes", hp.num_classes >= 2, "an integer >= 2", hp.num_classes)
     _require("seed", hp.seed >= 0, "an integer >= 0", hp.seed)
-    _require("offset", math.isfinite(hp.offset), "a finite number", hp.offset)
+    _require("offset", _finite(hp.offset), "a finite number", hp.offset)
     _require("dropout", 0.0 <= hp.dropout < 1.0, "in [0, 1)", hp.dropout)
-    _require("lr", math.isfinite(hp.lr) and hp.lr > 0, "a finite number > 0", hp.lr)
+    _require("lr", _finite(hp.lr) and hp.lr > 0, "a finite number > 0", hp.lr)
     _require(
         "weight_decay",
-        math.isfinite(hp.weight_decay) and hp.weight_decay >= 0,
+        _finite(hp.weight_decay) and hp.weight_decay >= 0,
         "a finite number >= 0",
         hp.weight_decay,
     )
     _require("val_fraction", 0.0 < hp.val_fraction < 1.0, "in (0, 1)", hp.val_fraction)
+    _validate_sizes(hp)
     _validate_dataset(hp)
     if hp.n_train < 1 or hp.n_val < 1:
         raise ConfigError(
@@ -243,6 +262,46 @@ def validate(hp: HParams) -> HParams:
             f"({hp.n_train} train, {hp.n_val} val); both splits need at least one point"
         )
     return hp
+
+
+def _validate_sizes(hp: HParams) -> None:
+    """The upper bounds (MAX_*): each named with its bound, the others it depends on said."""
+    _at_most("dim", hp.dim, MAX_DIM)
+    _at_most("num_classes", hp.num_classes, MAX_CLASSES)
+    _at_most("hidden_dim", hp.hidden_dim, MAX_HIDDEN)
+    _at_most("max_epochs", hp.max_epochs, MAX_EPOCHS)
+    _at_most("batch_size", hp.batch_size, MAX_POINTS)
+    values = f"at most {MAX_VALUES} numbers in one array"
+    if hp.data:  # what the file gives was checked when it was read; a stored run's record is checked here
+        _at_most("data_points", hp.data_points, MAX_POINTS)
+        data = MAX_VALUES // max(hp.dim, hp.num_classes)  # the points, their probabilities
+        sizes = f"--dim {hp.dim} and --num_classes {hp.num_classes}"
+        _at_most("data_points", hp.data_points, data, f"for {sizes} ({values})")
+    else:
+        per_class = f"for --num_classes {hp.num_classes}"
+        _at_most(
+            "n_per_class", hp.n_per_class, MAX_POINTS // hp.num_classes, f"{per_class} ({MAX_POINTS} points)"
+        )
+        data = MAX_VALUES // (hp.num_classes * max(hp.dim, hp.num_classes))  # the points, their probabilities
+        _at_most("n_per_class", hp.n_per_class, data, f"{per_class} and --dim {hp.dim} ({values})")
+    _at_most("hidden_dim", hp.hidden_dim, MAX_VALUES // max(hp.dim, hp.num_classes),
+             f"for --dim {hp.dim} and --num_classes {hp.num_classes} (W1, W2: {values})")  # fmt: skip
+    batch = min(hp.batch_size, hp.n_total)  # a batch is never larger than the points
+    if batch * hp.hidden_dim > MAX_VALUES:
+        _at_most("batch_size", hp.batch_size, MAX_VALUES // hp.hidden_dim,
+                 f"for --hidden_dim {hp.hidden_dim} (a batch's hidden units: {values})")  # fmt: skip
+
+
+def _at_most(name: str, value: int, bound: int, why: str = "") -> None:
+    if value > bound:
+        raise ConfigError(f"--{name} must be <= {bound}{' ' + why if why else ''}, got {quoted(value)}")
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond a float's range (a YAML 1e400 written out in digits)
+        return False
 
 
 def _validate_dataset(hp: HParams) -> None:
@@ -259,7 +318,7 @@ def _validate_dataset(hp: HParams) -> None:
         if getattr(hp, name):
             raise ConfigError(f"--{name} needs --data: it names columns of a .csv file")
     _require("dataset", hp.dataset in DATASETS, f"one of {', '.join(DATASETS)}", hp.dataset)
-    _require("noise", math.isfinite(hp.noise) and hp.noise >= 0, "a finite number >= 0", hp.noise)
+    _require("noise", _finite(hp.noise) and hp.noise >= 0, "a finite number >= 0", hp.noise)
     classes, dim = DATASET_CLASSES[hp.dataset], DATASET_DIM[hp.dataset]
     if classes is not None and hp.num_classes != classes:
         raise ConfigError(
@@ -273,4 +332,4 @@ def _validate_dataset(hp: HParams) -> None:
 def _require(name: str, ok: bool, allowed: str, value: object) -> None:
     # `not ok` is also true for NaN comparisons, which is what we want
     if not ok:
-        raise ConfigError(f"--{name} must be {allowed}, got {value!r}")
+        raise ConfigError(f"--{name} must be {allowed}, got {quoted(value)}")

@@ -28,10 +28,36 @@ def quoted(value: object, limit: int = DEFAULT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
 
 
+def fits(value: object, limit: int) -> bool:
+    """Whether ``value``'s text (as ``quoted`` walks it) takes at most ``limit`` characters, found at a cost
+    bounded by ``limit``: a value that YAML aliases or shared lists expand beyond its file's size does not."""
+    budget = [limit + 1]
+    _walk(value, [], budget, depth=0)
+    return budget[0] > 0
+
+
 def quoted_text(text: str, limit: int = DEFAULT_LIMIT) -> str:
     """``text`` escaped as ``repr`` would, without the quotes: for names inside a sentence."""
     shown = repr(str(text)[: limit + 1])[1:-1]
     return shown if len(shown) <= limit else shown[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def short_text(text: object, limit: int = 200) -> str:
+    """An exception's words (or any text that may hold a file's) on one line: escaped, cut to ``limit``."""
+    shown = printable(" ".join(str(text)[: 4 * limit].split()))
+    return shown if len(shown) <= limit else shown[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def printable(text: str) -> str:
+    """``text`` with each character a terminal would act on (control characters, escapes, bidirectional
+    overrides) written as ``repr`` writes it, ``\\x1b``; the rest, accented letters included, as it is.
+
+    The last guard of every error line (``core/errors.py``): whatever a message took from a file
+    unescaped reaches the terminal as text, never as a command to it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _walk(value: object, parts: list[str], budget: list[int], depth: int) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from mlp_lightning.core.column_choice import listing
 from mlp_lightning.core.errors import WeightsError
 from mlp_lightning.core.seeds import init_weights_rng
 
@@ -60,10 +61,10 @@ def check_weights(
     ``context``) or else in shapes that fit together; floating point (``dtype`` if given); finite.
     """
     missing = [name for name in PARAM_NAMES if name not in weights]
-    extra = sorted(set(weights) - set(PARAM_NAMES))
+    extra = sorted(str(name) for name in set(weights) - set(PARAM_NAMES))
     if missing or extra:
         what = [f"lacks {', '.join(missing)}"] if missing else []
-        what += [f"also holds {', '.join(extra)}"] if extra else []
+        what += [f"also holds {listing(extra)}"] if extra else []  # the file's names: escaped, bounded
         raise error(
             f"{source} is for another architecture: it {' and '.join(what)} "
             f"(the MLP's parameters are {', '.join(PARAM_NAMES)})"

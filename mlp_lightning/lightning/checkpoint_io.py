@@ -23,6 +23,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, WriteFailed
 from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.quoted import quoted, short_text
 from mlp_lightning.core.weights import check_weights, nonfinite_names, param_shapes
 from mlp_lightning.lightning.checkpoint_archive import (
     STATE_PREFIX,
@@ -72,15 +73,13 @@ def _load(data: bytes, path: Path, map_location: str) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about old pickle protocols before refusing
             ckpt = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
+    except pickle.UnpicklingError as err:  # its words name what the file asked for: the sender's text
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds objects other than tensors and plain values "
-            f"(refused unread, nothing in it was run): {str(err).splitlines()[-1][:200]}"
+            f"(refused unread, nothing in it was run): {short_text(str(err).splitlines()[-1])}"
         ) from None
     except Exception as err:  # torch raises RuntimeError/EOFError/... for damaged archives
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is damaged: {' '.join(str(err).split())[:200]}"
-        ) from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: {short_text(err)}") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a {type(ckpt).__name__}, not a Lightning checkpoint"
@@ -106,14 +105,24 @@ def checkpoint_trainer_flags(ckpt: dict[str, Any], path: Path) -> dict[str, Any]
     """
     flags = ckpt[PROJECT_KEY].get("trainer")
     plain = isinstance(flags, dict) and all(
-        isinstance(k, str) and type(v) in (str, int) for k, v in flags.items()
+        isinstance(k, str) and len(k) <= _FLAG_CHARS and _plain_flag_value(v) for k, v in flags.items()
     )
     if flags is not None and not plain:
         raise CheckpointError(
             f"checkpoint {str(path)!r}: its Lightning flags are not a table of names to "
-            f"strings or integers: {' '.join(repr(flags).split())[:200]}"
+            f"strings or integers: {quoted(flags, 200)}"
         )
     return flags
+
+
+_FLAG_CHARS = 100  # a Lightning flag's name or text value ("bf16-mixed", "ddp_find_unused_parameters_true")
+
+
+def _plain_flag_value(value: object) -> bool:
+    """A text or an integer of a flag's size: what the flags' checks may format and convert."""
+    if type(value) is str:
+        return len(value) <= _FLAG_CHARS
+    return type(value) is int and abs(value) < 1 << 31
 
 
 def check_checkpoint_weights(ckpt: dict[str, Any], hp: HParams, path: Path) -> None:
@@ -121,7 +130,8 @@ def check_checkpoint_weights(ckpt: dict[str, Any], hp: HParams, path: Path) -> N
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {str(path)!r} has no state_dict (the model's weights)")
-    params = {k.removeprefix(STATE_PREFIX): v for k, v in state.items() if k.startswith(STATE_PREFIX)}
+    prefixed = [k for k in state if isinstance(k, str) and k.startswith(STATE_PREFIX)]
+    params = {k.removeprefix(STATE_PREFIX): state[k] for k in prefixed}
     check_weights(
         params, f"checkpoint {str(path)!r}", param_shapes(hp.dim, hp.hidden_dim, hp.num_classes),
         context=f"for dim={hp.dim}, hidden_dim={hp.hidden_dim}, num_classes={hp.num_classes}",
@@ -220,6 +230,11 @@ def load_resume(target: ResumeTarget, requested: HParams, given: frozenset[str])
     section = ckpt[PROJECT_KEY]
     processes = len(saved_ranks(section))
     flags, device = checkpoint_trainer_flags(ckpt, target.checkpoint), section.get("device")
+    if device is not None and not (type(device) is str and len(device) <= _FLAG_CHARS):
+        raise CheckpointError(
+            f"checkpoint {str(target.checkpoint)!r}: the device it trained on is {quoted(device)}, "
+            "not a device type (cpu, cuda, mps)"
+        )
     return Resumed(target, hp, epochs_done, int(ckpt["global_step"]), processes, flags, device, ckpt)
 
 

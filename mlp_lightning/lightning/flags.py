@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlp_lightning.core.errors import ConfigError, ResumeError
+from mlp_lightning.core.quoted import quoted, quoted_text
 from mlp_lightning.runs.args import TrainerFlags
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -29,12 +30,12 @@ def validate_trainer(flags: TrainerFlags) -> TrainerFlags:
     _choice("strategy", flags.strategy, STRATEGIES)
     _choice("precision", str(flags.precision), PRECISIONS)
     devices = flags.devices
-    if isinstance(devices, str) and re.fullmatch(r"-?\d+", devices.strip()):
+    if isinstance(devices, str) and re.fullmatch(r"-?\d{1,9}", devices.strip()):  # int() of 5000 digits fails
         devices = int(devices)
     if not (devices == "auto" or (isinstance(devices, int) and (devices >= 1 or devices == -1))):
-        raise ConfigError(f"--devices must be 'auto', an integer >= 1 or -1, got {flags.devices!r}")
+        raise ConfigError(f"--devices must be 'auto', an integer >= 1 or -1, got {quoted(flags.devices)}")
     if flags.num_nodes < 1:
-        raise ConfigError(f"--num_nodes must be an integer >= 1, got {flags.num_nodes!r}")
+        raise ConfigError(f"--num_nodes must be an integer >= 1, got {quoted(flags.num_nodes)}")
     if flags.accelerator in ("gpu", "cuda") and not nvidia_gpu_present():
         raise ConfigError(
             f"--accelerator {flags.accelerator} needs an NVIDIA GPU and this machine has none "
@@ -83,7 +84,7 @@ def resumed_trainer_flags(
     try:
         return validate_trainer(flags)
     except ConfigError as err:
-        from_run = ", ".join(f"--{name} {value}" for name, value in kept.items())
+        from_run = ", ".join(f"--{name} {quoted_text(str(value))}" for name, value in kept.items())
         raise ResumeError(
             f"--resume: {err}; the run was started with {from_run}: give the flag beside --resume "
             "to continue it with another value"
@@ -101,4 +102,4 @@ def nvidia_gpu_present() -> bool:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise ConfigError(f"--{name} must be one of {', '.join(allowed)}; got {quoted(value)}")

@@ -32,6 +32,7 @@ from mlp_lightning.core.errors import (
     fail_write,
 )
 from mlp_lightning.core.hparams import HParams
+from mlp_lightning.core.quoted import quoted_text
 from mlp_lightning.core.report import (
     already_finished_line,
     diverged_lines,
@@ -309,7 +310,7 @@ def resume_changes(resumed: Resumed, flags: TrainerFlags, device: str) -> list[s
     """What a resume changes about how the run computes; each change ends its bit-for-bit match."""
     changes = []
     if resumed.device is not None and resumed.device != device:
-        changes.append(f"the run trained on {resumed.device} and continues on {device}")
+        changes.append(f"the run trained on {quoted_text(resumed.device)} and continues on {device}")
     saved_precision = (resumed.trainer_flags or {}).get("precision")
     if saved_precision is not None and saved_precision != flags.precision:
         changes.append(f"the run trained in precision {saved_precision} and continues in {flags.precision}")

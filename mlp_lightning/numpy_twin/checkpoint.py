@@ -23,7 +23,7 @@ from numpy.lib import format as npy_format
 from mlp_lightning.core.archive_check import archive_members, check_promised_size, npz_headers
 from mlp_lightning.core.errors import CheckpointError, DivergenceError, RunInterrupted
 from mlp_lightning.core.hparams import HParams
-from mlp_lightning.core.quoted import quoted_text
+from mlp_lightning.core.quoted import quoted, quoted_text, short_text
 from mlp_lightning.core.weights import PARAM_NAMES, check_weights, nonfinite_names, param_shapes
 from mlp_lightning.runs.files import atomic_write_bytes, read_zip_archive, stored_hparams
 from mlp_lightning.runs.interrupt import StopRequest
@@ -91,9 +91,9 @@ def load_state(path: Path) -> TwinState:
             raise CheckpointError(
                 f"checkpoint {name!r} holds pickled objects (refused unread, nothing in it was run)"
             ) from None
-        raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
+        raise CheckpointError(f"checkpoint {name!r} is damaged: {short_text(err)}") from None
     except Exception as err:  # zipfile/zlib errors for a damaged member
-        raise CheckpointError(f"checkpoint {name!r} is damaged: {' '.join(str(err).split())[:200]}") from None
+        raise CheckpointError(f"checkpoint {name!r} is damaged: {short_text(err)}") from None
     _check_array_names(arrays, name)
     try:
         meta = json.loads(str(arrays["meta"][()]))
@@ -117,8 +117,10 @@ def load_state(path: Path) -> TwinState:
             )
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
-        raise CheckpointError(f"checkpoint {name!r} has a damaged 'meta' entry: {err!r}"[:300]) from None
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as err:
+        raise CheckpointError(
+            f"checkpoint {name!r} has a damaged 'meta' entry: {type(err).__name__}: {short_text(err)}"
+        ) from None
     _check_params(state, name)
     return state
 
@@ -182,7 +184,7 @@ def _sums(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.float32]:
 def _count(value: object) -> int:
     """A count the file stores: a plain integer >= 0 (not a bool, a float or a string that looks like one)."""
     if type(value) is not int or value < 0:
-        raise ValueError(f"expected a count, got {value!r}")
+        raise ValueError(f"expected a count, got {quoted(value)}")
     return value
 
 

@@ -18,8 +18,11 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import yaml
+
 from mlp_lightning.core.errors import CheckpointError, ConfigError, WriteFailed
 from mlp_lightning.core.hparams import DATA_FILE, HParams, generated_set_names, hparam_names, validate
+from mlp_lightning.core.quoted import quoted, short_text
 from mlp_lightning.runs.layout import own_event_file
 from mlp_lightning.runs.no_follow import open_own_file
 
@@ -160,7 +163,9 @@ def read_zip_archive(
     except CheckpointError:
         raise
     except Exception as err:  # BadZipFile, zlib.error, EOFError, ...: headers that do not add up
-        bad = f"its directory ({' '.join(str(err).split())[:120]})"
+        bad = f"its directory ({short_text(err, 120)})"
+    else:  # a member's name is the sender's text: escaped, bounded
+        bad = None if bad is None else quoted(bad)
     if bad is not None:
         raise CheckpointError(
             f"checkpoint {str(path)!r} is damaged: {bad} fails its checksum or cannot be read"
@@ -168,12 +173,50 @@ def read_zip_archive(
     return data
 
 
+# an hparams.yaml holds a few hundred bytes: one far larger is not one, and is not read whole
+MAX_HPARAMS_FILE_BYTES = 1 << 20
+
+
+def read_hparams_file(path: Path) -> HParams:
+    """A run's ``hparams.yaml`` as ``HParams``, checked as a checkpoint's are (``stored_hparams``)."""
+    return stored_hparams(load_hparams_yaml(path), path)
+
+
+def load_hparams_yaml(path: Path) -> object:
+    """What a run's ``hparams.yaml`` holds, read safely (no tag runs, no file larger than one can be, no
+    traceback): CheckpointError in one line naming the file. Its values are not checked here."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_HPARAMS_FILE_BYTES + 1)
+        if len(data) > MAX_HPARAMS_FILE_BYTES:
+            raise CheckpointError(
+                f"{str(path)!r} is larger than {MAX_HPARAMS_FILE_BYTES} bytes: not a run's hyperparameters"
+            )
+        stored = yaml.safe_load(data.decode("utf-8"))
+    except OSError as err:
+        raise CheckpointError(f"cannot read {str(path)!r}: {short_text(err.strerror or err)}") from None
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as err:  # a !!python tag; an int past 4300 digits
+        why = short_text(err)
+        raise CheckpointError(f"{str(path)!r} is not a run's hyperparameters as YAML ({why})") from None
+    return stored
+
+
 def stored_hparams(stored: object, path: Path) -> HParams:
-    """The hyperparameters a checkpoint stores, as plain values; validated like the command line's."""
+    """The hyperparameters a checkpoint stores, as plain values; validated like the command line's.
+
+    Each value's type is checked before anything else is done with it, and a value is shown only
+    as ``quoted`` shows it: a few hundred bytes of YAML anchors or shared lists expand to gigabytes.
+    """
     if not isinstance(stored, dict):
         raise CheckpointError(
             f"checkpoint {str(path)!r} stores its hyperparameters as a {type(stored).__name__}"
         )
+    odd = [key for key in stored if not isinstance(key, str)]
+    if odd:
+        raise CheckpointError(f"checkpoint {str(path)!r} has a hyperparameter named {quoted(odd[0])}")
     data = stored.get("data")  # a damaged file may hold anything here: a tensor has no truth value
     if isinstance(data, str) and data:  # a --data run records no generated-set flag (as_dict): the defaults
         file_defaults = HParams(dataset=DATA_FILE)
@@ -184,7 +227,8 @@ def stored_hparams(stored: object, path: Path) -> HParams:
     unknown = sorted(set(stored) - set(hparam_names()))
     if missing or unknown:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has different hyperparameters: missing {missing}, unknown {unknown}"
+            f"checkpoint {str(path)!r} has different hyperparameters: missing {missing}, "
+            f"unknown {quoted(unknown, 200)}"
         )
     defaults = HParams()
     for name, value in stored.items():
@@ -195,7 +239,7 @@ def stored_hparams(stored: object, path: Path) -> HParams:
         ok = ok and (expected is not tuple or all(type(v) is str for v in value))
         if not ok:
             raise CheckpointError(
-                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {' '.join(repr(value).split())[:80]}, "
+                f"checkpoint {str(path)!r}: hyperparameter {name!r} is {quoted(value)}, "
                 f"not a plain {expected.__name__}"
             )
     try:

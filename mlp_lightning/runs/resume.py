@@ -16,6 +16,7 @@ from pathlib import Path
 from mlp_lightning.core.data_file import read_data_file
 from mlp_lightning.core.errors import ConfigError, ResumeError
 from mlp_lightning.core.hparams import HParams, hparam_names
+from mlp_lightning.core.quoted import quoted
 from mlp_lightning.runs.layout import CHECKPOINT_DIR, VERSION, run_name, versions
 from mlp_lightning.runs.outcome import newest_not_failed
 
@@ -104,7 +105,7 @@ def resumed_hparams(
             was, got = getattr(stored, name), getattr(requested, name)
             if got != was:
                 raise ResumeError(
-                    f"--resume: the run was started with --{name} {was!r}; got --{name} {got!r} "
+                    f"--resume: the run was started with --{name} {quoted(was)}; got --{name} {quoted(got)} "
                     "(a resumed run keeps its hyperparameters; start a new run to change them)"
                 )
     if "max_epochs" not in given:

@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from mlp_lightning.core.errors import CheckpointError
+from mlp_lightning.core.quoted import fits
+from mlp_lightning.runs.files import MAX_HPARAMS_FILE_BYTES, load_hparams_yaml
 from mlp_lightning.runs.interrupt import StopRequest
 from mlp_lightning.runs.layout import HPARAMS_FILE, LIGHTNING_TRAINER, NUMPY_TRAINER, run_name, versions
 from mlp_lightning.runs.slurm import slurm_job
@@ -160,12 +161,22 @@ def hparams_key(hparams: dict) -> tuple | None:
 
 
 def read_stored_hparams(run_dir: Path) -> dict | None:
-    """The hyperparameters a run's hparams.yaml holds; None where there is no readable one."""
+    """The hyperparameters a run's hparams.yaml holds; None where there is no readable one.
+
+    A table of names to plain values (a list of them for ``drop`` and ``class_names``) that YAML aliases
+    do not expand beyond the file's size: a sweep compares, hashes and prints them.
+    """
     try:
-        stored = yaml.safe_load((Path(run_dir) / HPARAMS_FILE).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        stored = load_hparams_yaml(Path(run_dir) / HPARAMS_FILE)
+    except CheckpointError:
         return None
-    return stored if isinstance(stored, dict) else None
+    if not isinstance(stored, dict) or not fits(stored, MAX_HPARAMS_FILE_BYTES):
+        return None
+    for key, value in stored.items():
+        items = value if isinstance(value, list) else [value]
+        if not isinstance(key, str) or not all(isinstance(v, str | int | float | bool | None) for v in items):
+            return None
+    return stored
 
 
 # (job, exit code, seconds, everything the run printed, whether the sweep was stopping)
