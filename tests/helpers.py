@@ -118,7 +118,7 @@ def run_both(argv: list[str], logdir: Path) -> tuple[Path, Path]:
     return run_numpy(argv, logdir), run_lightning(argv, logdir)
 
 
-def restamp_event_files_into_the_next_second(run_dir: Path) -> None:
+def restamp_event_files_into_this_second(run_dir: Path) -> None:
     """Rename a run's event files as if written in this second by a counter that sorts last.
 
     TensorBoard reads a run's files in name order (``events.out.tfevents.<second>.<host>.<pid>.<n>``):

@@ -23,7 +23,7 @@ from mlp_lightning.runs.interrupt import StopRequest
 from tests.helpers import (
     metrics_csv_scalars,
     read_scalars,
-    restamp_event_files_into_the_next_second,
+    restamp_event_files_into_this_second,
     run_script,
 )
 
@@ -105,7 +105,7 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_one_bit_for_bit(
     interrupted = final_state(run_dir)
     assert interrupted["global_step"] < ref_state["global_step"]
 
-    restamp_event_files_into_the_next_second(run_dir)  # the resumed run must still be read after it
+    restamp_event_files_into_this_second(run_dir)  # the resumed run must still be read after it
     assert run(tmp_path, "--resume", str(run_dir)) == 0
 
     assert [p.name for p in (tmp_path / "lightning").iterdir()] == ["version_0"]  # same run directory

@@ -20,7 +20,7 @@ from mlp_lightning.numpy_twin.checkpoint import load_state
 from tests.helpers import (
     metrics_csv_scalars,
     read_scalars,
-    restamp_event_files_into_the_next_second,
+    restamp_event_files_into_this_second,
     signal_during_step,
 )
 
@@ -66,7 +66,7 @@ def test_interrupted_twin_resumes_to_the_uninterrupted_result_bit_for_bit(
     assert load_state(run_dir / "checkpoints" / "last.npz").step == step
     assert not (run_dir / "weights.npz").exists()
 
-    restamp_event_files_into_the_next_second(run_dir)  # the resumed run must still be read after it
+    restamp_event_files_into_this_second(run_dir)  # the resumed run must still be read after it
     assert run(tmp_path, "--resume") == 0
     assert [p.name for p in (tmp_path / "numpy").iterdir()] == ["version_0"]
     assert read_scalars(run_dir) == ref_scalars
