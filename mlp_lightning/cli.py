@@ -41,9 +41,16 @@ from mlp_lightning.core.hparams import (
     sets_own,
     validate,
 )
-from mlp_lightning.core.quoted import fits, quoted, short_text
+from mlp_lightning.core.quoted import quoted, short_text
 from mlp_lightning.lightning.flags import ACCELERATORS, PRECISIONS, STRATEGIES, validate_trainer
 from mlp_lightning.runs.args import CHECKPOINT_EVERY_N_STEPS, LOG_EVERY_N_STEPS, RunArgs, TrainerFlags
+from mlp_lightning.runs.config_file import (
+    checked_yaml,
+    config_paths,
+    config_table,
+    config_value_problem,
+    refuse_expanding_values,
+)
 from mlp_lightning.runs.files import read_hparams_file
 from mlp_lightning.runs.layout import (
     HPARAMS_FILE,
@@ -66,9 +73,6 @@ _TRAINER_HELP = {
 }
 
 
-_SCALARS = (str, int, float, bool, type(None))  # what a flag's value (or an item of --drop's) may be
-
-
 class _HelpFormatter(DefaultHelpFormatter):
     """jsonargparse's help, but a flag whose default is the set's own lists them, not ``default: null``."""
 
@@ -79,58 +83,10 @@ class _HelpFormatter(DefaultHelpFormatter):
         return text
 
 
-class NotPlain(ValueError):
-    """A config value no flag takes (jsonargparse reports it as a config that does not load)."""
-
-
-# a --config of flag: value lines is a few hundred bytes; one far larger is not one, and is not read whole.
-# No value in it may expand (by YAML aliases) beyond this either: jsonargparse shows a refused value whole
-MAX_CONFIG_BYTES = 1 << 20
-
-
-def config_value_problem(key: object, value: object, many: bool = False) -> str | None:
-    """What is wrong with a config's ``key: value`` for jsonargparse to see it (``many``: a list of values
-    is allowed, as ``--drop`` takes); None where nothing is.
-
-    jsonargparse shows a refused value whole in its message, and loads a text given to a number's flag
-    as YAML: a few hundred bytes of YAML anchors expand to gigabytes. So the type and the expanded size
-    are checked here, before jsonargparse sees the value, and the value is shown only bounded.
-    """
-    items = value if many and isinstance(value, list) else [value]
-    if not isinstance(key, _SCALARS) or not all(isinstance(v, _SCALARS) for v in items):
-        what = "one value (a number, a text, true, false or null)" + (" or a list of them" if many else "")
-        return f"{quoted(key, 40)} must be {what}, got {quoted(value)}"
-    if not fits(value, MAX_CONFIG_BYTES) or any(isinstance(v, str) and expands(v) for v in items):
-        return f"{quoted(key, 40)} expands (YAML aliases) past {MAX_CONFIG_BYTES} characters: {quoted(value)}"
-    return None
-
-
-def expands(text: str) -> bool:
-    """Whether ``text``, loaded as YAML as jsonargparse loads a number's flag, exceeds MAX_CONFIG_BYTES."""
-    if "*" not in text:  # without an alias YAML is no larger than its text
-        return False
-    try:
-        value = _YAML_LOAD(text)
-    except (yaml.YAMLError, ValueError, RecursionError):
-        return False
-    return not fits(value, MAX_CONFIG_BYTES)
-
-
-def _plain_yaml(text: str):
-    """jsonargparse's YAML loader, refusing (``config_value_problem``) what no flag takes before jsonargparse
-    formats or uses it. It sees every config jsonargparse loads: a ``--config`` given as text and one a
-    config names too."""
-    value = _YAML_LOAD(text)
-    for key, item in value.items() if isinstance(value, dict) else [("a value", value)]:
-        problem = config_value_problem(key, item, many=key in ("drop", "a value"))
-        if problem is not None:
-            raise NotPlain(problem)
-    return value
-
-
-_YAML_LOAD = get_loader("yaml")
-PARSER_MODE = "mlp_lightning_yaml"  # jsonargparse's YAML, with _plain_yaml's check
-set_loader(PARSER_MODE, _plain_yaml, exceptions=(yaml.YAMLError, ValueError, RecursionError))
+PARSER_MODE = "mlp_lightning_yaml"  # jsonargparse's YAML, refusing values no flag takes before it shows them
+set_loader(
+    PARSER_MODE, checked_yaml(get_loader("yaml")), exceptions=(yaml.YAMLError, ValueError, RecursionError)
+)
 
 
 def build_parser(prog: str, description: str, lightning: bool = True) -> ArgumentParser:
@@ -209,7 +165,7 @@ def _parse(
         if numpy_only:
             _refuse_trainer_flags(argv, prog)
         _refuse_unknown_config_keys(argv, parser, numpy_only)
-        _refuse_expanding_values(argv)
+        refuse_expanding_values(argv)
         try:
             ns = parser.parse_args(argv)
         except ArgumentError as err:
@@ -428,28 +384,9 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser, num
     twin's name a Lightning flag as such. Every value is checked for its type here, before jsonargparse
     sees it: its messages show a value whole, and a few hundred bytes of YAML anchors expand to gigabytes."""
     known = _flag_names(parser, numpy_only)
-    for path in _config_paths(argv):
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_CONFIG_BYTES + 1)
-            if len(data) > MAX_CONFIG_BYTES:
-                raise ConfigError(
-                    f"--config {path}: over {MAX_CONFIG_BYTES} bytes, not a YAML file of flag: value lines"
-                )
-            table = yaml.safe_load(data.decode("utf-8"))
-        except UnicodeDecodeError as err:  # the parser would read it with errors replaced
-            raise ConfigError(
-                f"--config {path}: not a UTF-8 text file ({err.reason} at byte {err.start})"
-            ) from None
-        except (ValueError, RecursionError) as err:  # an integer of more than 4300 digits; [[[[...]]]]
-            raise ConfigError(
-                f"--config {path}: not a YAML file of flag: value lines ({short_text(err)})"
-            ) from None
-        except (OSError, yaml.YAMLError):
-            continue  # not a readable YAML file: the parser says so, naming --config
-        if not isinstance(table, dict):
-            continue
-        for key, value in table.items():
+    for path in config_paths(argv):
+        table = config_table(path)  # None: not a readable YAML table, which the parser says, naming --config
+        for key, value in (table or {}).items():
             if not isinstance(key, str):
                 raise ConfigError(f"--config {path}: a key must be a flag's name, got {quoted(key)}")
             if numpy_only and key in TRAINER_FLAG_NAMES:
@@ -465,30 +402,6 @@ def _refuse_unknown_config_keys(argv: Sequence[str], parser: ArgumentParser, num
             problem = config_value_problem(key, value, many=key == "drop")
             if problem is not None:
                 raise ConfigError(f"--config {path}: {problem}")
-
-
-def _refuse_expanding_values(argv: Sequence[str]) -> None:
-    """A value on the command line (one pasted from someone else's command, say) that jsonargparse would
-    load as YAML into more than MAX_CONFIG_BYTES characters (``expands``), refused before it is loaded."""
-    for arg in argv:
-        value = arg.partition("=")[2] if arg.startswith("--") else arg
-        if expands(value):
-            raise ConfigError(
-                f"{quoted(arg, 60)} expands (YAML aliases) past {MAX_CONFIG_BYTES} characters: give the value"
-            )
-
-
-def _config_paths(argv: Sequence[str]) -> list[str]:
-    """The values given to ``--config``, in order."""
-    paths = []
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            break
-        if arg == "--config" and i + 1 < len(argv):
-            paths.append(argv[i + 1])
-        elif arg.startswith("--config="):
-            paths.append(arg.split("=", 1)[1])
-    return paths
 
 
 TRAINER_FLAG_NAMES = frozenset(f.name for f in dataclasses.fields(TrainerFlags))
