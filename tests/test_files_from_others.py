@@ -142,6 +142,7 @@ def hparams_file(run_dir: Path, **values) -> Path:
 # --- values that expand: nested shared lists, YAML anchors -----------------------------------------
 
 
+@pytest.mark.slow  # imports torch in a process of its own; the anchors below are the quick probes
 def test_nested_shared_lists_in_a_checkpoints_hyperparameters_are_refused_by_evaluate(tmp_path):
     path = tmp_path / "sent.ckpt"  # evaluate.py reads the hyperparameters of any .ckpt that has them
     torch.save({"mlp_lightning": {"hparams": {**HParams().as_dict(), "lr": shared_lists()}}}, path)

@@ -304,6 +304,7 @@ def test_a_run_id_start_continues_its_run_and_sigusr1_outside_slurm_just_saves(t
     assert_same_run("numpy", tmp_path / "whole" / "numpy" / "version_0", run_dir)
 
 
+@pytest.mark.slow  # trains in this process twice or more: a second each
 def test_a_restarted_job_of_several_commands_continues_each_in_its_own_run(tmp_path, monkeypatch):
     """A batch script that trains two configurations one after the other, stopped in each."""
     for name, value in srun_env(tmp_path).items():
@@ -326,6 +327,7 @@ def test_a_restarted_job_of_several_commands_continues_each_in_its_own_run(tmp_p
         assert_same_run("numpy", whole / "numpy" / "version_0", run_dir)
 
 
+@pytest.mark.slow  # trains in this process twice or more: a second each
 def test_a_job_array_line_from_print_commands_interrupted_and_rerun_continues_its_run(
     tmp_path, monkeypatch, capsys
 ):

@@ -19,7 +19,7 @@ from mlp_lightning.core.data import load_run_data, make_points
 from mlp_lightning.core.errors import ConfigError, WeightsError
 from mlp_lightning.core.tensorboard_schema import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlp_lightning.runs.layout import HPARAMS_FILE
-from tests.helpers import run_both, run_script
+from tests.helpers import run_both, run_script, script_main
 
 CLASSES = ("setosa", "versicolor", "virginica")  # as iris names them; sorted, so label k is CLASSES[k]
 FEATURES = ("sepal_length", "petal_length", "petal_width")
@@ -169,37 +169,28 @@ def test_predictions_carry_the_rows_ids_the_run_left_out_so_they_match_rows_by_i
     assert [p["label"] for p in predicted] == [row[-1] for row in rows]
 
 
-def test_keep_chooses_the_carried_columns_and_refuses_one_the_file_lacks(runs, table, tmp_path):
+def test_keep_chooses_the_carried_columns_and_refuses_one_the_file_lacks(runs, table, tmp_path, capsys):
+    evaluate = script_main("evaluate.py")  # in this process: the twin's model needs NumPy alone
     out = tmp_path / "pred.csv"
-    chosen = run_script(
-        "evaluate.py",
-        str(runs[0]),
-        "--data",
-        str(table),
-        "--predictions",
-        str(out),
-        "--keep",
-        "species",
-        "id",
-    )
-    assert chosen.returncode == 0, chosen.stderr
+    base = [str(runs[0]), "--data", str(table), "--predictions", str(out)]
+    assert evaluate([*base, "--keep", "species", "id"]) == 0
     assert out.read_text().splitlines()[0].startswith("species,id,label,predicted,")
-    none = run_script("evaluate.py", str(runs[0]), "--data", str(table), "--predictions", str(out), "--keep")
-    assert none.returncode == 0 and out.read_text().startswith("label,predicted,")
+    assert evaluate([*base, "--keep"]) == 0 and out.read_text().startswith("label,predicted,")
     before, labelled = out.read_bytes(), tmp_path / "labelled.csv"
     with open(table, newline="") as f:
         header, *rows = list(csv.reader(f))
     with open(labelled, "w", newline="") as f:  # a column named as one the predictions write
         csv.writer(f).writerows([[*header, "label"], *([*row, "x"] for row in rows)])
+    capsys.readouterr()
     for data, keep, words in (
         (table, "nope", "no column 'nope' to carry"),
         (labelled, "label", "the predictions have a column of that name already"),
     ):
-        refused = run_script(
-            "evaluate.py", str(runs[0]), "--data", str(data), "--predictions", str(out), "--keep", keep
-        )
-        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
-        assert words in refused.stderr and out.read_bytes() == before
+        with pytest.raises(SystemExit) as ended:
+            evaluate([str(runs[0]), "--data", str(data), "--predictions", str(out), "--keep", keep])
+        err = capsys.readouterr().err
+        assert ended.value.code == 2 and len(err.strip().splitlines()) == 1
+        assert words in err and out.read_bytes() == before
 
 
 def test_rows_whose_classes_the_model_never_saw_are_refused_naming_both_sets(runs, tmp_path):

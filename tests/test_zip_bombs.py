@@ -190,18 +190,20 @@ def test_a_data_npz_past_the_byte_cap_is_refused_from_its_directory(tmp_path, mo
     assert archive_check.DATA_ARCHIVE_MAX_BYTES == DATA_ARCHIVE_MAX_BYTES == 4 << 30
 
 
-def test_the_same_points_stored_uncompressed_are_read(tmp_path):
+def test_the_same_points_stored_uncompressed_are_read(tmp_path, monkeypatch):
     """What the bomb's message tells the owner of honest, mostly-zero numbers to do."""
+    from mlp_lightning.core import archive_check
     from mlp_lightning.core.data_file import read_data_file
 
-    X = np.zeros((3_000_000, 4), np.float32)  # 48 MB, with y 72 MB: past the threshold
+    monkeypatch.setattr(archive_check, "INFLATION_CHECKED_FROM", 1 << 20)  # the threshold, scaled to the file
+    X = np.zeros((60_000, 4), np.float32)  # 0.96 MB, with y 1.4 MB: past the scaled threshold
     X[::1000, 0] = 1.0
-    y = (np.arange(3_000_000) % 2).astype(np.int64)
+    y = (np.arange(60_000) % 2).astype(np.int64)
     np.savez_compressed(tmp_path / "compressed.npz", X=X, y=y)
     with pytest.raises(ConfigError, match="save them uncompressed"):
         read_data_file(tmp_path / "compressed.npz")
     np.savez(tmp_path / "sparse.npz", X=X, y=y)
-    assert read_data_file(tmp_path / "sparse.npz").X.shape == (3_000_000, 4)
+    assert read_data_file(tmp_path / "sparse.npz").X.shape == (60_000, 4)
 
 
 def test_a_data_npz_with_other_arrays_is_read_and_they_are_left_unread(tmp_path):
