@@ -287,10 +287,11 @@ def with_resolved_defaults(ns, hp: HParams):
 
 def with_resumed_run(ns, hp: HParams, given: frozenset[str], trainer: str):
     """``ns`` with the hyperparameters of the run ``--resume`` continues, a given ``--max_epochs`` (what may
-    change) in place of its own; ``ns`` as it is when the run cannot be read (the trainer says why)."""
+    change) in place of its own; ``ns`` as it is when the run's hparams.yaml cannot be read (the trainer
+    reads its checkpoint and says why). A ``--resume`` that names no run is refused here, before torch."""
     filename = TWIN_CHECKPOINT if trainer == NUMPY_TRAINER else LIGHTNING_CHECKPOINT
+    target = resolve_resume(ns.resume, Path(ns.logdir), trainer, filename, note=False)
     try:
-        target = resolve_resume(ns.resume, Path(ns.logdir), trainer, filename, note=False)
         stored = read_hparams_file(target.run_dir / HPARAMS_FILE)
     except ConfigError:
         return ns

@@ -131,10 +131,21 @@ def test_help_lists_every_flag_with_its_default():
         assert f"--{flag}" in result.stdout
 
 
+@pytest.fixture
+def logdir_with_runs(tmp_path) -> str:
+    """A --logdir with a run of each trainer holding a checkpoint (an empty one: the CLI never reads it)."""
+    for run in ("lightning/version_0/checkpoints/last.ckpt", "numpy/version_0/checkpoints/last.npz"):
+        (tmp_path / "logs" / run).parent.mkdir(parents=True)
+        (tmp_path / "logs" / run).write_bytes(b"")
+    return str(tmp_path / "logs")
+
+
 @pytest.mark.parametrize("parse", [parse_fit_args, parse_numpy_args])
-def test_hyperparameter_flags_beside_resume_are_kept_for_the_run_to_compare_not_refused(parse):
+def test_hyperparameter_flags_beside_resume_are_kept_for_the_run_to_compare_not_refused(
+    parse, logdir_with_runs
+):
     """``--max_epochs 200 --n_per_class 4000 --resume``: the resume compares them with the run's own."""
-    args = parse(["--max_epochs", "200", "--n_per_class", "4000", "--resume"])
+    args = parse(["--max_epochs", "200", "--n_per_class", "4000", "--resume", "--logdir", logdir_with_runs])
     assert args.resume == "newest" and {"max_epochs", "n_per_class"} <= args.given
     assert args.hp.n_per_class == 4000 and args.hp.max_epochs == 200
 
@@ -163,15 +174,28 @@ def test_a_resume_takes_the_runs_own_lightning_flags_where_none_is_given():
     assert flags == TrainerFlags(**SAVED_FLAGS)
 
 
-def test_a_lightning_flag_given_beside_resume_wins_over_the_runs_own():
-    requested = parse_fit_args(["--resume", "--precision", "bf16-mixed", "--devices", "1"])
+def test_a_lightning_flag_given_beside_resume_wins_over_the_runs_own(logdir_with_runs):
+    requested = parse_fit_args(
+        ["--resume", "--precision", "bf16-mixed", "--devices", "1", "--logdir", logdir_with_runs]
+    )
     flags = resumed_trainer_flags(SAVED_FLAGS, requested.trainer, requested.given)
     assert flags == TrainerFlags(**{**SAVED_FLAGS, "precision": "bf16-mixed", "devices": 1})
 
 
-def test_a_checkpoint_without_stored_flags_resumes_with_the_command_lines():
-    requested = parse_fit_args(["--resume", "--accelerator", "cpu"])
+def test_a_checkpoint_without_stored_flags_resumes_with_the_command_lines(logdir_with_runs):
+    requested = parse_fit_args(["--resume", "--accelerator", "cpu", "--logdir", logdir_with_runs])
     assert resumed_trainer_flags(None, requested.trainer, requested.given) == requested.trainer
+
+
+def test_a_resume_that_names_no_run_is_refused_before_torch_is_imported(tmp_path):
+    probe = (
+        "import sys\nfrom mlp_lightning.cli import parse_fit_args\n"
+        f"try:\n    parse_fit_args(['--resume', {str(tmp_path / 'nowhere')!r}])\n"
+        "except SystemExit as end:\n    print(end.code, 'torch' in sys.modules)"
+    )
+    result = run_python(probe, tmp_path)
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert "is neither a run directory nor a checkpoint file" in result.stderr
 
 
 def test_resuming_a_gpu_run_on_a_machine_without_one_says_which_flag_to_give(monkeypatch):
