@@ -334,20 +334,8 @@ def given_flags(argv: Sequence[str], ns) -> frozenset[str]:
     """Names of the flags set explicitly, on the command line or as keys of a --config file."""
     names = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
     for config in ns.get("config") or []:
-        if config is not None:
-            try:
-                keys = yaml.safe_load(Path(str(config)).read_text())
-            except (
-                OSError,
-                ValueError,
-                RecursionError,
-                yaml.YAMLError,
-            ) as err:  # the parser read it otherwise
-                why = short_text(err)
-                raise ConfigError(
-                    f"--config {config}: not a YAML file of flag: value lines ({why})"
-                ) from None
-            names |= set(keys) if isinstance(keys, dict) else set()
+        if config is not None:  # a file the parser has read: its keys, read as bounded as before it
+            names |= set(config_table(str(config)) or {})
     return frozenset(names - {"config"})
 
 
