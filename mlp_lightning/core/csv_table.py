@@ -85,25 +85,19 @@ def read_text_columns(path: Path, where: str, wanted: tuple[str, ...], rows: int
     """
     import pandas as pd
 
+    if not wanted:
+        return []
     line, names, sep = _header(path, where, need_class=False)
     at = {name: j for j, name in enumerate(names)}
     missing = [name for name in wanted if name not in at]
     if missing:
         raise ConfigError(f"{where}: no column {listing(missing)} to carry into the predictions")
-    if not wanted:
-        return []
     used = [at[name] for name in wanted]
-    try:
-        frame = pd.read_csv(
-            path, sep=sep, header=None, skiprows=line, usecols=used, quotechar='"', encoding="utf-8-sig",
-            engine="c", na_filter=False, skip_blank_lines=True, dtype=str,
-        )  # fmt: skip
-    except (
-        ValueError
-    ) as err:  # the features were read, so this is a row pandas and the csv module split apart
-        raise ConfigError(
-            f"{where}: columns {listing(wanted)} cannot be read: {quoted_text(str(err), 200)}"
-        ) from None
+    try:  # the features were read, so a refusal here is a row that pandas and the csv module split apart
+        frame = pd.read_csv(path, dtype=str, **_read_options(sep, line, used))
+    except ValueError as err:
+        why = quoted_text(str(err), 200)
+        raise ConfigError(f"{where}: columns {listing(wanted)} cannot be read: {why}") from None
     columns = [frame[j].to_numpy(dtype=object) for j in used]
     if any(len(column) != rows for column in columns):
         raise ConfigError(f"{where}: its columns {listing(wanted)} do not line up with its {rows} rows")
@@ -173,15 +167,10 @@ def _fast(
     classes = [{}] if label is None else [{label: np.float64}, {label: str}]  # a number, else text
     frame = None
     for decimal in DECIMAL_MARKS[sep]:
-        options = dict(
-            sep=sep, header=None, skiprows=line, usecols=usecols, quotechar='"', encoding="utf-8-sig",
-            engine="c", na_filter=False, skip_blank_lines=True, decimal=decimal,
-        )  # fmt: skip
         for class_type in classes:
-            with (
-                contextlib.suppress(ValueError),
-                np.errstate(over="ignore"),
-            ):  # beyond float32: inf, refused below
+            # a value beyond float32's range becomes inf: refused below
+            with contextlib.suppress(ValueError), np.errstate(over="ignore"):
+                options = _read_options(sep, line, usecols, decimal)
                 frame = pd.read_csv(path, dtype={**types, **class_type}, **options)
                 break
         if frame is not None:
@@ -201,6 +190,15 @@ def _fast(
     ):
         raise ValueError  # an empty class cell
     return X, labels
+
+
+def _read_options(sep: str, line: int, usecols: list[int] | None, decimal: str = ".") -> dict:
+    """How ``pandas.read_csv`` reads the rows below the header (line ``line``): cells as written, blank
+    lines skipped, as the byte scan and the slow path count them."""
+    return dict(
+        sep=sep, header=None, skiprows=line, usecols=usecols, quotechar='"', encoding="utf-8-sig",
+        engine="c", na_filter=False, skip_blank_lines=True, decimal=decimal,
+    )  # fmt: skip
 
 
 def _rows_if_regular(path: Path, sep: str, width: int) -> int | None:
